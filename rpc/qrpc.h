@@ -133,6 +133,14 @@ int qrpc_msg_decode(const struct qrpc_header *header, const uint8_t *payload,
  * too small.  Data messages copy msg->u.data.data. */
 int qrpc_msg_encode(const struct qrpc_msg *msg, uint8_t *buf, size_t cap, size_t *ret_len);
 
+/* (Added.)  Decodes the first whole message of the LEN bytes at BUF, for
+ * callers that read a byte stream in pieces (event loops).  -EAGAIN while
+ * BUF holds only part of a message (nothing over the caps is waited for:
+ * the header is checked as soon as 8 bytes are there); otherwise fills
+ * *ret_msg and *ret_used (bytes the message took) or fails as
+ * qrpc_header_decode / qrpc_msg_decode do.  Data points into BUF. */
+int qrpc_msg_parse(const uint8_t *buf, size_t len, struct qrpc_msg *ret_msg, size_t *ret_used);
+
 /* Name rules, shared by every component so that what is validated is what
  * is evaluated and delivered. */
 bool qrpc_qube_name_is_valid(const char *name);
@@ -186,6 +194,9 @@ bool qrpc_state_is_done(const struct qrpc_state *state);
 int qrpc_read_msg(int fd, uint8_t *buf, size_t cap, struct qrpc_msg *ret_msg);
 /* Encodes and writes MSG whole (handles short writes and EINTR). */
 int qrpc_write_msg(int fd, const struct qrpc_msg *msg);
+/* (Added.)  Writes LEN bytes whole: retries short writes, EINTR, and waits
+ * with poll() on EAGAIN; never raises SIGPIPE on sockets (-EPIPE instead). */
+int qrpc_write_full(int fd, const void *buf, size_t len);
 
 /* ---- Transports ----------------------------------------------------------- */
 
@@ -224,9 +235,22 @@ int qrpc_guest_listen(const struct qrpc_transport *t, uint32_t port);       /* -
  * answers "OK <n>\n" as qube-vsockd would. */
 int qrpc_guest_accept(const struct qrpc_transport *t, int listen_fd, uint32_t port);
 
+/* (Added.)  The UNIX half of qrpc_guest_accept for a connection accepted by
+ * the caller (e.g. after fork, so a slow peer cannot hold up the accept
+ * loop): reads "CONNECT P\n" (at most QRPC_CONNECT_LINE_MAX bytes, within
+ * QRPC_HANDSHAKE_TIMEOUT_MS per byte), -EPROTO unless P == PORT, answers
+ * "OK <n>\n".  Does not close FD. */
+int qrpc_guest_answer_connect(int fd, uint32_t port);
+#define QRPC_CONNECT_LINE_MAX     32
+#define QRPC_HANDSHAKE_TIMEOUT_MS 10000
+
 /* Host side. */
 int qrpc_host_listen(const struct qrpc_transport *t, uint32_t port);  /* -> listen fd */
 int qrpc_host_connect_guest(const struct qrpc_transport *t, uint32_t port); /* -> fd */
+/* (Added.)  The peer CID of an accepted AF_VSOCK connection: the broker's
+ * only source of a vsock caller's identity.  -EAFNOSUPPORT if FD is not a
+ * vsock socket. */
+int qrpc_vsock_peer_cid(int fd, uint32_t *ret_cid);
 
 #ifdef __cplusplus
 }

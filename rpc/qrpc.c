@@ -1,0 +1,609 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libqrpc codec, name rules and per-connection state machine.  Pure logic:
+ * nothing here touches the OS.  docs/protocol.md is the specification.
+ */
+#include "qrpc.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- Little-endian helpers ------------------------------------------------ */
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* ---- Name rules ------------------------------------------------------------ */
+
+static bool is_alpha(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* [A-Za-z0-9_.-] */
+static bool is_name_char(char c)
+{
+	return is_alpha(c) || is_digit(c) || c == '_' || c == '.' || c == '-';
+}
+
+static size_t bounded_len(const char *s, size_t max_plus_one)
+{
+	size_t n = 0;
+	while (n < max_plus_one && s[n])
+		n++;
+	return n;
+}
+
+bool qrpc_qube_name_is_valid(const char *name)
+{
+	if (!name)
+		return false;
+	size_t n = bounded_len(name, QRPC_MAX_QUBE + 1);
+	if (n == 0 || n > QRPC_MAX_QUBE || !is_alpha(name[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_name_char(name[i]))
+			return false;
+	return true;
+}
+
+bool qrpc_service_name_is_valid(const char *name)
+{
+	if (!name)
+		return false;
+	size_t n = bounded_len(name, QRPC_MAX_SERVICE + 1);
+	/* A leading '.' would allow ".", ".." and hidden files in the
+	 * service directory. */
+	if (n == 0 || n > QRPC_MAX_SERVICE || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_name_char(name[i]))
+			return false;
+	return true;
+}
+
+bool qrpc_argument_is_valid(const char *arg)
+{
+	if (!arg)
+		return false;
+	size_t n = bounded_len(arg, QRPC_MAX_ARGUMENT + 1);
+	if (n > QRPC_MAX_ARGUMENT)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_name_char(arg[i]) && arg[i] != '+')
+			return false;
+	return true;
+}
+
+bool qrpc_target_is_valid(const char *target)
+{
+	if (!target)
+		return false;
+	size_t n = bounded_len(target, QRPC_MAX_TARGET + 1);
+	if (n == 0 || n > QRPC_MAX_TARGET)
+		return false;
+	if (target[0] != '@')
+		return qrpc_qube_name_is_valid(target);
+	if (strcmp(target, "@default") == 0 || strcmp(target, "@adminvm") == 0 ||
+	    strcmp(target, "@dispvm") == 0)
+		return true;
+	if (strncmp(target, "@dispvm:", 8) == 0)
+		return qrpc_qube_name_is_valid(target + 8);
+	return false;
+}
+
+/* ---- Header -------------------------------------------------------------- */
+
+/* Payload sizes: strings are a u8 length followed by that many bytes. */
+#define STR_FIELD_MAX(n) (1u + (n))
+
+uint32_t qrpc_max_payload(uint32_t type)
+{
+	switch (type) {
+	case QRPC_MSG_HELLO:
+		return 8;
+	case QRPC_MSG_CALL_REQUEST:
+		return STR_FIELD_MAX(QRPC_MAX_TARGET) + STR_FIELD_MAX(QRPC_MAX_SERVICE) +
+		       STR_FIELD_MAX(QRPC_MAX_ARGUMENT);
+	case QRPC_MSG_CALL_RESULT:
+		return 8;
+	case QRPC_MSG_SERVICE_START:
+		return STR_FIELD_MAX(QRPC_MAX_QUBE) + STR_FIELD_MAX(QRPC_MAX_SERVICE) +
+		       STR_FIELD_MAX(QRPC_MAX_ARGUMENT) + STR_FIELD_MAX(QRPC_MAX_TARGET);
+	case QRPC_MSG_STDIN:
+	case QRPC_MSG_STDOUT:
+	case QRPC_MSG_STDERR:
+		return QRPC_MAX_DATA;
+	case QRPC_MSG_EOF:
+	case QRPC_MSG_EXIT:
+		return 4;
+	default:
+		return 0;
+	}
+}
+
+const char *qrpc_msg_type_to_string(uint32_t type)
+{
+	switch (type) {
+	case QRPC_MSG_HELLO:
+		return "HELLO";
+	case QRPC_MSG_CALL_REQUEST:
+		return "CALL_REQUEST";
+	case QRPC_MSG_CALL_RESULT:
+		return "CALL_RESULT";
+	case QRPC_MSG_SERVICE_START:
+		return "SERVICE_START";
+	case QRPC_MSG_STDIN:
+		return "STDIN";
+	case QRPC_MSG_STDOUT:
+		return "STDOUT";
+	case QRPC_MSG_STDERR:
+		return "STDERR";
+	case QRPC_MSG_EOF:
+		return "EOF";
+	case QRPC_MSG_EXIT:
+		return "EXIT";
+	default:
+		return "unknown";
+	}
+}
+
+int qrpc_header_decode(const uint8_t buf[QRPC_HEADER_SIZE], struct qrpc_header *ret_header)
+{
+	uint32_t type = get_le32(buf);
+	uint32_t len = get_le32(buf + 4);
+	uint32_t max = qrpc_max_payload(type);
+
+	if (max == 0)
+		return -EPROTO;
+	if (len > max)
+		return -EMSGSIZE;
+	ret_header->type = type;
+	ret_header->len = len;
+	return 0;
+}
+
+/* ---- Payload decoding ------------------------------------------------------ */
+
+struct cursor {
+	const uint8_t *p;
+	size_t left;
+};
+
+static int take_u32(struct cursor *c, uint32_t *ret)
+{
+	if (c->left < 4)
+		return -EBADMSG;
+	*ret = get_le32(c->p);
+	c->p += 4;
+	c->left -= 4;
+	return 0;
+}
+
+/* Copies a u8-length-prefixed string of at most MAX bytes into OUT
+ * (MAX + 1 bytes) and checks it with VALID. */
+static int take_str(struct cursor *c, char *out, size_t max, bool (*valid)(const char *))
+{
+	if (c->left < 1)
+		return -EBADMSG;
+	size_t n = c->p[0];
+	if (n > max || c->left - 1 < n)
+		return -EBADMSG;
+	/* memchr before copying: a NUL would silently shorten the name. */
+	if (memchr(c->p + 1, '\0', n))
+		return -EBADMSG;
+	memcpy(out, c->p + 1, n);
+	out[n] = '\0';
+	c->p += 1 + n;
+	c->left -= 1 + n;
+	return valid(out) ? 0 : -EBADMSG;
+}
+
+int qrpc_msg_decode(const struct qrpc_header *header, const uint8_t *payload,
+		    struct qrpc_msg *ret_msg)
+{
+	struct qrpc_msg m;
+	struct cursor c = { payload, header->len };
+	int r = 0;
+
+	if (header->len > qrpc_max_payload(header->type))
+		return qrpc_max_payload(header->type) == 0 ? -EPROTO : -EMSGSIZE;
+	memset(&m, 0, sizeof(m));
+	m.type = header->type;
+
+	switch (header->type) {
+	case QRPC_MSG_HELLO:
+		if ((r = take_u32(&c, &m.u.hello.version_min)) < 0 ||
+		    (r = take_u32(&c, &m.u.hello.version_max)) < 0)
+			return r;
+		if (m.u.hello.version_min == 0 || m.u.hello.version_min > m.u.hello.version_max)
+			return -EBADMSG;
+		break;
+	case QRPC_MSG_CALL_REQUEST:
+		if ((r = take_str(&c, m.u.call_request.target, QRPC_MAX_TARGET, qrpc_target_is_valid)) < 0 ||
+		    (r = take_str(&c, m.u.call_request.service, QRPC_MAX_SERVICE,
+				  qrpc_service_name_is_valid)) < 0 ||
+		    (r = take_str(&c, m.u.call_request.argument, QRPC_MAX_ARGUMENT,
+				  qrpc_argument_is_valid)) < 0)
+			return r;
+		break;
+	case QRPC_MSG_CALL_RESULT:
+		if ((r = take_u32(&c, &m.u.call_result.status)) < 0 ||
+		    (r = take_u32(&c, &m.u.call_result.exit_code)) < 0)
+			return r;
+		switch (m.u.call_result.status) {
+		case QRPC_CALL_ALLOWED:
+			if (m.u.call_result.exit_code != 0)
+				return -EBADMSG;
+			break;
+		case QRPC_CALL_REFUSED:
+			if (m.u.call_result.exit_code != QRPC_EXIT_REFUSED)
+				return -EBADMSG;
+			break;
+		case QRPC_CALL_FAILED:
+			if (m.u.call_result.exit_code != QRPC_EXIT_RPC_FAILED)
+				return -EBADMSG;
+			break;
+		default:
+			return -EBADMSG;
+		}
+		break;
+	case QRPC_MSG_SERVICE_START:
+		if ((r = take_str(&c, m.u.service_start.source, QRPC_MAX_QUBE,
+				  qrpc_qube_name_is_valid)) < 0 ||
+		    (r = take_str(&c, m.u.service_start.service, QRPC_MAX_SERVICE,
+				  qrpc_service_name_is_valid)) < 0 ||
+		    (r = take_str(&c, m.u.service_start.argument, QRPC_MAX_ARGUMENT,
+				  qrpc_argument_is_valid)) < 0 ||
+		    (r = take_str(&c, m.u.service_start.requested_target, QRPC_MAX_TARGET,
+				  qrpc_target_is_valid)) < 0)
+			return r;
+		break;
+	case QRPC_MSG_STDIN:
+	case QRPC_MSG_STDOUT:
+	case QRPC_MSG_STDERR:
+		if (header->len == 0)
+			return -EBADMSG;
+		m.u.data.data = payload;
+		m.u.data.len = header->len;
+		c.left = 0;
+		break;
+	case QRPC_MSG_EOF:
+		if ((r = take_u32(&c, &m.u.eof.stream)) < 0)
+			return r;
+		if (m.u.eof.stream > QRPC_STREAM_STDERR)
+			return -EBADMSG;
+		break;
+	case QRPC_MSG_EXIT:
+		if ((r = take_u32(&c, &m.u.exit.code)) < 0)
+			return r;
+		if (m.u.exit.code > 255)
+			return -EBADMSG;
+		break;
+	default:
+		return -EPROTO;
+	}
+	if (c.left != 0)
+		return -EBADMSG; /* trailing bytes */
+	*ret_msg = m;
+	return 0;
+}
+
+int qrpc_msg_parse(const uint8_t *buf, size_t len, struct qrpc_msg *ret_msg, size_t *ret_used)
+{
+	struct qrpc_header h;
+	int r;
+
+	if (len < QRPC_HEADER_SIZE)
+		return -EAGAIN;
+	r = qrpc_header_decode(buf, &h);
+	if (r < 0)
+		return r;
+	if (len - QRPC_HEADER_SIZE < h.len)
+		return -EAGAIN;
+	r = qrpc_msg_decode(&h, buf + QRPC_HEADER_SIZE, ret_msg);
+	if (r < 0)
+		return r;
+	*ret_used = QRPC_HEADER_SIZE + (size_t)h.len;
+	return 0;
+}
+
+/* ---- Encoding -------------------------------------------------------------- */
+
+static int put_str(uint8_t *buf, size_t *pos, const char *s, size_t max, bool (*valid)(const char *))
+{
+	if (!valid(s))
+		return -EINVAL;
+	size_t n = strlen(s);
+	if (n > max)
+		return -EINVAL;
+	buf[(*pos)++] = (uint8_t)n;
+	memcpy(buf + *pos, s, n);
+	*pos += n;
+	return 0;
+}
+
+int qrpc_msg_encode(const struct qrpc_msg *msg, uint8_t *buf, size_t cap, size_t *ret_len)
+{
+	/* Staging area big enough for any non-data payload. */
+	uint8_t tmp[512];
+	size_t n = 0;
+	const uint8_t *payload = tmp;
+	int r;
+
+	switch (msg->type) {
+	case QRPC_MSG_HELLO:
+		if (msg->u.hello.version_min == 0 ||
+		    msg->u.hello.version_min > msg->u.hello.version_max)
+			return -EINVAL;
+		put_le32(tmp, msg->u.hello.version_min);
+		put_le32(tmp + 4, msg->u.hello.version_max);
+		n = 8;
+		break;
+	case QRPC_MSG_CALL_REQUEST:
+		if ((r = put_str(tmp, &n, msg->u.call_request.target, QRPC_MAX_TARGET,
+				 qrpc_target_is_valid)) < 0 ||
+		    (r = put_str(tmp, &n, msg->u.call_request.service, QRPC_MAX_SERVICE,
+				 qrpc_service_name_is_valid)) < 0 ||
+		    (r = put_str(tmp, &n, msg->u.call_request.argument, QRPC_MAX_ARGUMENT,
+				 qrpc_argument_is_valid)) < 0)
+			return r;
+		break;
+	case QRPC_MSG_CALL_RESULT: {
+		uint32_t st = msg->u.call_result.status, code = msg->u.call_result.exit_code;
+		if (!((st == QRPC_CALL_ALLOWED && code == 0) ||
+		      (st == QRPC_CALL_REFUSED && code == QRPC_EXIT_REFUSED) ||
+		      (st == QRPC_CALL_FAILED && code == QRPC_EXIT_RPC_FAILED)))
+			return -EINVAL;
+		put_le32(tmp, st);
+		put_le32(tmp + 4, code);
+		n = 8;
+		break;
+	}
+	case QRPC_MSG_SERVICE_START:
+		if ((r = put_str(tmp, &n, msg->u.service_start.source, QRPC_MAX_QUBE,
+				 qrpc_qube_name_is_valid)) < 0 ||
+		    (r = put_str(tmp, &n, msg->u.service_start.service, QRPC_MAX_SERVICE,
+				 qrpc_service_name_is_valid)) < 0 ||
+		    (r = put_str(tmp, &n, msg->u.service_start.argument, QRPC_MAX_ARGUMENT,
+				 qrpc_argument_is_valid)) < 0 ||
+		    (r = put_str(tmp, &n, msg->u.service_start.requested_target, QRPC_MAX_TARGET,
+				 qrpc_target_is_valid)) < 0)
+			return r;
+		break;
+	case QRPC_MSG_STDIN:
+	case QRPC_MSG_STDOUT:
+	case QRPC_MSG_STDERR:
+		if (msg->u.data.len == 0 || msg->u.data.len > QRPC_MAX_DATA || !msg->u.data.data)
+			return -EINVAL;
+		payload = msg->u.data.data;
+		n = msg->u.data.len;
+		break;
+	case QRPC_MSG_EOF:
+		if (msg->u.eof.stream > QRPC_STREAM_STDERR)
+			return -EINVAL;
+		put_le32(tmp, msg->u.eof.stream);
+		n = 4;
+		break;
+	case QRPC_MSG_EXIT:
+		if (msg->u.exit.code > 255)
+			return -EINVAL;
+		put_le32(tmp, msg->u.exit.code);
+		n = 4;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (cap < QRPC_HEADER_SIZE || cap - QRPC_HEADER_SIZE < n)
+		return -ENOBUFS;
+	put_le32(buf, msg->type);
+	put_le32(buf + 4, (uint32_t)n);
+	memmove(buf + QRPC_HEADER_SIZE, payload, n);
+	*ret_len = QRPC_HEADER_SIZE + n;
+	return 0;
+}
+
+/* ---- State machine --------------------------------------------------------- */
+
+/* Bits of phase_tx / phase_rx: what has passed in that direction. */
+enum {
+	PH_HELLO = 1u << 0,   /* HELLO */
+	PH_REQUEST = 1u << 1, /* CALL_REQUEST or SERVICE_START */
+	PH_RESULT = 1u << 2,  /* CALL_RESULT (any status) */
+	PH_ALLOWED = 1u << 3, /* CALL_RESULT with status ALLOWED */
+	PH_EXIT = 1u << 4,    /* EXIT */
+};
+
+#define STREAM_BIT(s) (1u << (s))
+#define OUT_STREAMS (STREAM_BIT(QRPC_STREAM_STDOUT) | STREAM_BIT(QRPC_STREAM_STDERR))
+
+void qrpc_state_init(struct qrpc_state *state, enum qrpc_channel channel, enum qrpc_side self)
+{
+	memset(state, 0, sizeof(*state));
+	state->channel = channel;
+	state->self = self;
+}
+
+static uint32_t negotiate(uint32_t peer_min, uint32_t peer_max)
+{
+	uint32_t hi = peer_max < QRPC_PROTOCOL_VERSION ? peer_max : QRPC_PROTOCOL_VERSION;
+	uint32_t lo = peer_min > QRPC_PROTOCOL_VERSION_MIN ? peer_min : QRPC_PROTOCOL_VERSION_MIN;
+	return hi >= lo ? hi : 0;
+}
+
+/* The client streams stdin once the service may run: on a SERVICE channel as
+ * soon as SERVICE_START is sent, on a CALL channel once ALLOWED came back. */
+static bool client_streams_open(const struct qrpc_state *s)
+{
+	if (!(s->phase_tx & PH_REQUEST))
+		return false;
+	if (s->channel == QRPC_CHANNEL_CALL)
+		return s->phase_rx & PH_ALLOWED;
+	return true;
+}
+
+/* The server streams stdout/stderr once the service runs: on a SERVICE
+ * channel once SERVICE_START arrived, on a CALL channel once it sent ALLOWED. */
+static bool server_streams_open(const struct qrpc_state *s)
+{
+	if (s->channel == QRPC_CHANNEL_CALL)
+		return s->phase_tx & PH_ALLOWED;
+	return s->phase_rx & PH_REQUEST;
+}
+
+bool qrpc_state_is_done(const struct qrpc_state *state)
+{
+	/* The side that sends EXIT (or a refusal) is the server. */
+	unsigned ph = state->self == QRPC_SIDE_SERVER ? state->phase_tx : state->phase_rx;
+	if (ph & PH_EXIT)
+		return true;
+	return (ph & PH_RESULT) && !(ph & PH_ALLOWED);
+}
+
+int qrpc_state_on_send(struct qrpc_state *s, const struct qrpc_msg *msg)
+{
+	bool client = s->self == QRPC_SIDE_CLIENT;
+
+	if (msg->type == QRPC_MSG_HELLO) {
+		if (s->phase_tx & PH_HELLO)
+			return -EPROTO;
+		s->phase_tx |= PH_HELLO;
+		return 0;
+	}
+	/* Nothing but HELLO before the version is known, nothing once done. */
+	if (!(s->phase_tx & PH_HELLO) || s->version == 0 || qrpc_state_is_done(s))
+		return -EPROTO;
+
+	switch (msg->type) {
+	case QRPC_MSG_CALL_REQUEST:
+	case QRPC_MSG_SERVICE_START:
+		if (!client || (s->phase_tx & PH_REQUEST) ||
+		    (msg->type == QRPC_MSG_CALL_REQUEST) != (s->channel == QRPC_CHANNEL_CALL))
+			return -EPROTO;
+		s->phase_tx |= PH_REQUEST;
+		return 0;
+	case QRPC_MSG_CALL_RESULT:
+		if (client || s->channel != QRPC_CHANNEL_CALL || !(s->phase_rx & PH_REQUEST) ||
+		    (s->phase_tx & PH_RESULT))
+			return -EPROTO;
+		s->phase_tx |= PH_RESULT;
+		if (msg->u.call_result.status == QRPC_CALL_ALLOWED)
+			s->phase_tx |= PH_ALLOWED;
+		return 0;
+	case QRPC_MSG_STDIN:
+		if (!client || !client_streams_open(s) || (s->eof_tx & STREAM_BIT(QRPC_STREAM_STDIN)))
+			return -EPROTO;
+		return 0;
+	case QRPC_MSG_STDOUT:
+	case QRPC_MSG_STDERR: {
+		unsigned bit = STREAM_BIT(msg->type == QRPC_MSG_STDOUT ? QRPC_STREAM_STDOUT
+									: QRPC_STREAM_STDERR);
+		if (client || !server_streams_open(s) || (s->eof_tx & bit))
+			return -EPROTO;
+		return 0;
+	}
+	case QRPC_MSG_EOF: {
+		unsigned bit = STREAM_BIT(msg->u.eof.stream);
+		if (msg->u.eof.stream > QRPC_STREAM_STDERR || (s->eof_tx & bit))
+			return -EPROTO;
+		if (client ? (msg->u.eof.stream != QRPC_STREAM_STDIN || !client_streams_open(s))
+			   : (msg->u.eof.stream == QRPC_STREAM_STDIN || !server_streams_open(s)))
+			return -EPROTO;
+		s->eof_tx |= bit;
+		return 0;
+	}
+	case QRPC_MSG_EXIT:
+		if (client || !server_streams_open(s) || (s->eof_tx & OUT_STREAMS) != OUT_STREAMS)
+			return -EPROTO;
+		s->phase_tx |= PH_EXIT;
+		return 0;
+	default:
+		return -EPROTO;
+	}
+}
+
+int qrpc_state_on_recv(struct qrpc_state *s, const struct qrpc_msg *msg)
+{
+	bool client = s->self == QRPC_SIDE_CLIENT;
+
+	if (msg->type == QRPC_MSG_HELLO) {
+		if (s->phase_rx & PH_HELLO)
+			return -EPROTO;
+		uint32_t v = negotiate(msg->u.hello.version_min, msg->u.hello.version_max);
+		if (v == 0)
+			return -EPROTO; /* no version in common */
+		s->version = v;
+		s->phase_rx |= PH_HELLO;
+		return 0;
+	}
+	/* The peer may send nothing else before it has seen our HELLO and we
+	 * have seen its. */
+	if (!(s->phase_rx & PH_HELLO) || !(s->phase_tx & PH_HELLO))
+		return -EPROTO;
+	/* A client expects nothing after EXIT or a refusal.  A server that has
+	 * finished may still see stdin that crossed its EXIT in flight. */
+	if (client && qrpc_state_is_done(s))
+		return -EPROTO;
+
+	switch (msg->type) {
+	case QRPC_MSG_CALL_REQUEST:
+	case QRPC_MSG_SERVICE_START:
+		if (client || (s->phase_rx & PH_REQUEST) ||
+		    (msg->type == QRPC_MSG_CALL_REQUEST) != (s->channel == QRPC_CHANNEL_CALL))
+			return -EPROTO;
+		s->phase_rx |= PH_REQUEST;
+		return 0;
+	case QRPC_MSG_CALL_RESULT:
+		if (!client || s->channel != QRPC_CHANNEL_CALL || !(s->phase_tx & PH_REQUEST) ||
+		    (s->phase_rx & PH_RESULT))
+			return -EPROTO;
+		s->phase_rx |= PH_RESULT;
+		if (msg->u.call_result.status == QRPC_CALL_ALLOWED)
+			s->phase_rx |= PH_ALLOWED;
+		return 0;
+	case QRPC_MSG_STDIN:
+		if (client || !server_streams_open(s) || (s->eof_rx & STREAM_BIT(QRPC_STREAM_STDIN)))
+			return -EPROTO;
+		return 0;
+	case QRPC_MSG_STDOUT:
+	case QRPC_MSG_STDERR: {
+		unsigned bit = STREAM_BIT(msg->type == QRPC_MSG_STDOUT ? QRPC_STREAM_STDOUT
+									: QRPC_STREAM_STDERR);
+		if (!client || !client_streams_open(s) || (s->eof_rx & bit))
+			return -EPROTO;
+		return 0;
+	}
+	case QRPC_MSG_EOF: {
+		unsigned bit = STREAM_BIT(msg->u.eof.stream);
+		if (msg->u.eof.stream > QRPC_STREAM_STDERR || (s->eof_rx & bit))
+			return -EPROTO;
+		if (client ? (msg->u.eof.stream == QRPC_STREAM_STDIN || !client_streams_open(s))
+			   : (msg->u.eof.stream != QRPC_STREAM_STDIN || !server_streams_open(s)))
+			return -EPROTO;
+		s->eof_rx |= bit;
+		return 0;
+	}
+	case QRPC_MSG_EXIT:
+		if (!client || !client_streams_open(s) || (s->eof_rx & OUT_STREAMS) != OUT_STREAMS)
+			return -EPROTO;
+		s->phase_rx |= PH_EXIT;
+		return 0;
+	default:
+		return -EPROTO;
+	}
+}
