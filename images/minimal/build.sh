@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# Builds the minimal guest image for test qubes: a Debian kernel (vmlinuz)
+# and an initramfs (newc cpio, gzip) holding busybox-static, the virtio and
+# vsock modules that kernel needs, the project's guest binaries and an init.
+# See docs/images.md.
+#
+#   build.sh --output DIR [--build-dir MESON_BUILD_DIR] [--add PATH[:DEST]]...
+#            [--cache DIR] [--kernel-package PKG] [--modules FILE] [--offline]
+#
+# Downloads (apt-get download, never installed on the host) are cached in
+# ${QUBE_CACHE_DIR:-/var/cache/qube}; a build whose packages are cached does
+# no network access.  The output depends only on the inputs: fixed mtimes
+# (SOURCE_DATE_EPOCH, default 0), owner 0:0, sorted cpio, gzip -n.
+set -euo pipefail
+umask 022
+export LC_ALL=C
+
+prog=images/minimal/build.sh
+here=$(cd "$(dirname "$0")" && pwd)
+
+die() { echo "$prog: error: $*" >&2; exit 1; }
+say() { echo "$prog: $*"; }
+
+usage() {
+  cat <<EOF
+usage: $prog --output DIR [options]
+  --output DIR          where vmlinuz, initramfs.cpio.gz and manifest.txt go
+  --build-dir DIR       meson build dir; DIR/rpc/qube-agent and DIR/rpc/qube-call
+                        are included when they exist
+  --add PATH[:DEST]     include an extra file (default DEST /usr/bin/NAME);
+                        dynamically linked programs get their libraries
+  --cache DIR           download cache (default \${QUBE_CACHE_DIR:-/var/cache/qube})
+  --kernel-package PKG  kernel package (default: what linux-image-amd64 depends on)
+  --modules FILE        module list (default images/minimal/modules.list)
+  --offline             never download; fail if a package is not cached
+EOF
+}
+
+out= builddir= kpkg= offline=0
+cache=${QUBE_CACHE_DIR:-/var/cache/qube}
+modlist=$here/modules.list
+adds=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --output) [ $# -ge 2 ] || die "--output needs a value"; out=$2; shift 2 ;;
+    --build-dir) [ $# -ge 2 ] || die "--build-dir needs a value"; builddir=$2; shift 2 ;;
+    --add) [ $# -ge 2 ] || die "--add needs a value"; adds+=("$2"); shift 2 ;;
+    --cache) [ $# -ge 2 ] || die "--cache needs a value"; cache=$2; shift 2 ;;
+    --kernel-package) [ $# -ge 2 ] || die "--kernel-package needs a value"; kpkg=$2; shift 2 ;;
+    --modules) [ $# -ge 2 ] || die "--modules needs a value"; modlist=$2; shift 2 ;;
+    --offline) offline=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument '$1'" ;;
+  esac
+done
+[ -n "$out" ] || { usage >&2; die "--output is required"; }
+[ -f "$modlist" ] || die "module list $modlist not found"
+if [ -n "$builddir" ] && [ ! -d "$builddir" ]; then
+  die "--build-dir $builddir is not a directory"
+fi
+epoch=${SOURCE_DATE_EPOCH:-0}
+case $epoch in ''|*[!0-9]*) die "SOURCE_DATE_EPOCH '$epoch' is not a number" ;; esac
+
+for tool in apt-cache apt-get dpkg-deb depmod cpio gzip sha256sum readelf ldd flock; do
+  command -v "$tool" >/dev/null || die "'$tool' not found (run scripts/install-deps.sh)"
+done
+
+mkdir -p "$cache/debs" "$cache/kernel" || die "cannot create cache directory $cache"
+# One build at a time per cache: others wait instead of racing a download.
+exec {lockfd}>"$cache/.lock"
+flock "$lockfd"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/qube-image.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+stage=$work/root
+mkdir "$stage"
+
+# pkg_field PKG FIELD: a field of the candidate version in the apt lists.
+pkg_field() {
+  apt-cache show --no-all-versions "$1" 2>/dev/null | sed -n "s/^$2: //p" | head -n1
+}
+
+# fetch_deb PKG: prints the path of PKG's candidate .deb in the cache,
+# downloading it only when no cached file with the archive's SHA256 exists.
+fetch_deb() {
+  local pkg=$1 version filename sha file
+  version=$(pkg_field "$pkg" Version)
+  filename=$(pkg_field "$pkg" Filename)
+  sha=$(pkg_field "$pkg" SHA256)
+  [ -n "$version" ] && [ -n "$filename" ] && [ -n "$sha" ] ||
+    die "package $pkg unknown to apt (run apt-get update?)"
+  file=$cache/debs/${filename##*/}
+  if [ -f "$file" ] && [ "$(sha256sum < "$file" | cut -d' ' -f1)" = "$sha" ]; then
+    say "cache hit: $pkg $version (${file})" >&2
+  else
+    [ "$offline" = 0 ] || die "--offline and $pkg $version is not in $cache/debs"
+    say "cache miss: downloading $pkg $version" >&2
+    local dl=$work/dl
+    rm -rf "$dl"; mkdir "$dl"; chmod 0777 "$dl"
+    (cd "$dl" && apt-get download -q "$pkg=$version") >"$work/dl.log" 2>&1 ||
+      { cat "$work/dl.log" >&2; die "apt-get download $pkg=$version failed"; }
+    local got
+    got=$(find "$dl" -name '*.deb' | head -n1)
+    [ -n "$got" ] || die "apt-get download $pkg left no .deb"
+    [ "$(sha256sum < "$got" | cut -d' ' -f1)" = "$sha" ] ||
+      die "downloaded $pkg does not match the archive's SHA256 $sha"
+    mv "$got" "$file.tmp"
+    mv "$file.tmp" "$file"
+  fi
+  echo "$file"
+}
+
+# ---- kernel ---------------------------------------------------------------
+if [ -z "$kpkg" ]; then
+  kpkg=$(apt-cache depends --no-recommends --no-suggests linux-image-amd64 2>/dev/null |
+         sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
+  [ -n "$kpkg" ] || die "cannot resolve the package linux-image-amd64 depends on (run apt-get update?)"
+fi
+kdeb=$(fetch_deb "$kpkg")
+kversion=$(pkg_field "$kpkg" Version)
+ktree=$cache/kernel/$(basename "$kdeb" .deb)
+if [ ! -f "$ktree/.complete" ]; then
+  say "unpacking $(basename "$kdeb")"
+  rm -rf "$ktree" "$ktree.tmp"
+  mkdir -p "$ktree.tmp"
+  dpkg-deb -x "$kdeb" "$ktree.tmp" || die "dpkg-deb -x $kdeb failed"
+  kvers=$(ls "$ktree.tmp/lib/modules")
+  [ "$(echo "$kvers" | wc -l)" = 1 ] && [ -n "$kvers" ] ||
+    die "$kdeb: expected one directory under lib/modules, found: $kvers"
+  depmod -b "$ktree.tmp" "$kvers" || die "depmod on the unpacked $kpkg failed"
+  touch "$ktree.tmp/.complete"
+  mv "$ktree.tmp" "$ktree"
+else
+  say "cache hit: unpacked kernel $ktree"
+fi
+kver=$(ls "$ktree/lib/modules")
+kmod=$ktree/lib/modules/$kver
+[ -f "$ktree/boot/vmlinuz-$kver" ] || die "$kdeb has no boot/vmlinuz-$kver"
+[ -f "$kmod/modules.dep" ] || die "$kmod/modules.dep missing"
+[ -f "$kmod/modules.builtin" ] || die "$kmod/modules.builtin missing"
+
+# ---- modules: resolve the list against modules.builtin and modules.dep ---
+declare -A dep_path=() dep_list=() builtin=() state=()
+while IFS= read -r line; do
+  path=${line%%:*}
+  name=${path##*/}; name=${name%%.ko*}; name=${name//-/_}
+  dep_path[$name]=$path
+  deps=${line#*:}
+  dep_list[$name]=${deps# }
+done < "$kmod/modules.dep"
+while IFS= read -r path; do
+  name=${path##*/}; name=${name%%.ko*}; name=${name//-/_}
+  builtin[$name]=1
+done < "$kmod/modules.builtin"
+
+load_order=()
+# visit NAME: depth-first, dependencies before the module itself.
+visit() {
+  local name=$1 from=$2 d dn
+  case ${state[$name]:-} in
+    done) return 0 ;;
+    active) die "module dependency cycle through $name" ;;
+  esac
+  if [ -z "${dep_path[$name]:-}" ]; then
+    die "module $name ($from) is neither built into $kver nor listed in $kmod/modules.dep"
+  fi
+  state[$name]=active
+  for d in ${dep_list[$name]}; do
+    dn=${d##*/}; dn=${dn%%.ko*}; dn=${dn//-/_}
+    visit "$dn" "needed by $name"
+  done
+  [ -f "$kmod/${dep_path[$name]}" ] ||
+    die "modules.dep names ${dep_path[$name]} but $kmod/${dep_path[$name]} does not exist"
+  state[$name]=done
+  load_order+=("$name")
+}
+lineno=0 wanted=() builtin_wanted=()
+while IFS= read -r line || [ -n "$line" ]; do
+  lineno=$((lineno + 1))
+  line=${line%%#*}
+  line=$(echo "$line" | tr -d '[:space:]')
+  [ -n "$line" ] || continue
+  case $line in *[!A-Za-z0-9_-]*) die "$modlist:$lineno: bad module name '$line'" ;; esac
+  name=${line//-/_}
+  wanted+=("$name")
+  if [ -n "${builtin[$name]:-}" ]; then
+    builtin_wanted+=("$name")
+    continue
+  fi
+  visit "$name" "$modlist:$lineno"
+done < "$modlist"
+[ ${#wanted[@]} -gt 0 ] || die "$modlist lists no modules"
+
+mdest=$stage/lib/modules/$kver
+mkdir -p "$mdest"
+: > "$mdest/qube-load-order"
+for name in "${load_order[@]}"; do
+  src=$kmod/${dep_path[$name]}
+  rel=${dep_path[$name]}
+  case $rel in
+    *.ko) mkdir -p "$(dirname "$mdest/$rel")"; cp "$src" "$mdest/$rel" ;;
+    *.ko.xz) rel=${rel%.xz}; mkdir -p "$(dirname "$mdest/$rel")"; xz -dc "$src" > "$mdest/$rel" ;;
+    *.ko.gz) rel=${rel%.gz}; mkdir -p "$(dirname "$mdest/$rel")"; gzip -dc "$src" > "$mdest/$rel" ;;
+    *.ko.zst) rel=${rel%.zst}; mkdir -p "$(dirname "$mdest/$rel")"; zstd -qdc "$src" > "$mdest/$rel" ;;
+    *) die "unsupported module file $rel" ;;
+  esac
+  chmod 0644 "$mdest/$rel"
+  echo "$rel" >> "$mdest/qube-load-order"
+done
+for f in modules.builtin modules.builtin.modinfo modules.order; do
+  [ ! -f "$kmod/$f" ] || cp "$kmod/$f" "$mdest/$f"
+done
+# modules.dep of the staged tree lets busybox modprobe (and the kernel's
+# request_module) find what is in the image.
+depmod -b "$stage" "$kver" || die "depmod on the staged module tree failed"
+say "kernel $kpkg $kversion ($kver); modules in load order: ${load_order[*]}"
+[ ${#builtin_wanted[@]} -eq 0 ] || say "built in, not copied: ${builtin_wanted[*]}"
+
+# ---- busybox ---------------------------------------------------------------
+is_dynamic() { readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; }
+bb=
+if dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' &&
+   [ -x /bin/busybox ] && ! is_dynamic /bin/busybox; then
+  bb=/bin/busybox
+  bbversion=$(dpkg-query -W -f='${Version}' busybox-static)
+  say "busybox: host's busybox-static $bbversion"
+else
+  bbdeb=$(fetch_deb busybox-static)
+  bbversion=$(pkg_field busybox-static Version)
+  mkdir "$work/bb"
+  dpkg-deb -x "$bbdeb" "$work/bb"
+  bb=$work/bb/bin/busybox
+  [ -x "$bb" ] || die "$bbdeb has no bin/busybox"
+  say "busybox: busybox-static $bbversion from $(basename "$bbdeb")"
+fi
+mkdir -p "$stage/bin" "$stage/sbin" "$stage/usr/bin" "$stage/usr/sbin"
+cp "$bb" "$stage/bin/busybox"
+chmod 0755 "$stage/bin/busybox"
+while IFS= read -r applet; do
+  [ -n "$applet" ] || continue
+  dir=$(dirname "$applet")
+  [ -e "$stage/$applet" ] && continue
+  mkdir -p "$stage/$dir"
+  case $dir in
+    bin) ln -s busybox "$stage/$applet" ;;
+    sbin|usr/bin|usr/sbin) ln -s /bin/busybox "$stage/$applet" ;;
+    *) ln -s /bin/busybox "$stage/$applet" ;;
+  esac
+done < <("$stage/bin/busybox" --list-full | sort)
+
+# ---- project binaries and extra files ---------------------------------------
+# copy_libs BIN: the shared libraries ldd resolves for BIN, at the same paths.
+copy_libs() {
+  local bin=$1 line lib
+  while IFS= read -r line; do
+    case $line in
+      *'not found'*) die "$bin: shared library ${line%% *} not found on this host" ;;
+      *'=> /'*) lib=${line#*=> }; lib=${lib%% (*} ;;
+      /*) lib=${line%% (*} ;;
+      *) continue ;;
+    esac
+    [ -e "$stage$lib" ] && continue
+    [ -f "$lib" ] || die "$bin: library $lib missing"
+    mkdir -p "$stage$(dirname "$lib")"
+    cp -L "$lib" "$stage$lib"
+    chmod 0755 "$stage$lib"
+    libs_copied+=("$lib")
+  done < <(ldd "$bin" 2>&1)
+}
+libs_copied=()
+included=()
+add_file() {
+  local src=$1 dest=$2 mode
+  [ -f "$src" ] || die "--add: $src is not a file"
+  case $dest in /*) ;; *) die "--add: destination '$dest' is not absolute" ;; esac
+  if [ -L "$stage$dest" ] && case $(readlink "$stage$dest") in busybox|/bin/busybox) true ;; *) false ;; esac; then
+    rm "$stage$dest"   # a real program replaces the busybox applet
+  elif [ -e "$stage$dest" ] || [ "$dest" = /init ]; then
+    die "--add: $dest is already in the image"
+  fi
+  mkdir -p "$stage$(dirname "$dest")"
+  cp -L "$src" "$stage$dest"
+  mode=0644
+  [ -x "$src" ] && mode=0755
+  chmod "$mode" "$stage$dest"
+  if is_dynamic "$src"; then copy_libs "$src"; fi
+  included+=("$dest")
+  say "including $src as $dest"
+}
+if [ -n "$builddir" ]; then
+  for b in qube-agent qube-call; do
+    if [ -x "$builddir/rpc/$b" ]; then
+      add_file "$builddir/rpc/$b" "/usr/bin/$b"
+    else
+      say "$b not built in $builddir/rpc; the image has no $b"
+    fi
+  done
+fi
+for a in "${adds[@]}"; do
+  case $a in
+    *:*) add_file "${a%%:*}" "${a#*:}" ;;
+    *) add_file "$a" "/usr/bin/$(basename "$a")" ;;
+  esac
+done
+
+# ---- init and the file system skeleton --------------------------------------
+cp "$here/init" "$stage/init"
+chmod 0755 "$stage/init"
+for d in dev proc sys tmp run rw home root mnt var etc/qube/rpc etc/qube/policy.d; do
+  mkdir -p "$stage/$d"
+done
+chmod 1777 "$stage/tmp"
+printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n' > "$stage/etc/passwd"
+printf 'root:x:0:\nuser:x:1000:\n' > "$stage/etc/group"
+
+{
+  echo "kernel-package: $kpkg $kversion"
+  echo "kernel-release: $kver"
+  echo "busybox: $bbversion"
+  echo "modules: ${load_order[*]}"
+  echo "builtin-modules: ${builtin_wanted[*]:-}"
+  echo "files: ${included[*]:-}"
+  echo "libraries: ${libs_copied[*]:-}"
+} > "$stage/etc/qube-image"
+
+# ---- pack ---------------------------------------------------------------------
+find "$stage" -exec touch -h -d "@$epoch" {} +
+mkdir -p "$out"
+(cd "$stage" && find . -mindepth 1 -printf '%P\0' | sort -z |
+   cpio --null --create --format=newc --reproducible --owner=0:0 --quiet) |
+  gzip -n -9 > "$out/initramfs.cpio.gz.tmp"
+cp "$ktree/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
+touch -d "@$epoch" "$out/vmlinuz.tmp" "$out/initramfs.cpio.gz.tmp"
+mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+{
+  cat "$stage/etc/qube-image"
+  (cd "$out" && sha256sum vmlinuz initramfs.cpio.gz)
+} > "$out/manifest.txt"
+say "wrote $out/vmlinuz and $out/initramfs.cpio.gz ($(stat -c %s "$out/initramfs.cpio.gz") bytes)"
+(cd "$out" && sha256sum vmlinuz initramfs.cpio.gz) | sed "s|^|$prog: sha256 |"
