@@ -65,6 +65,8 @@ size_t qpol_policy_n_diags(const struct qpol_policy *policy);
 const struct qpol_diag *qpol_policy_diag(const struct qpol_policy *policy, size_t i);
 /* Number of rules loaded (all files, includes expanded). */
 size_t qpol_policy_n_rules(const struct qpol_policy *policy);
+/* Number of policy files read (top directory and every include). */
+size_t qpol_policy_n_files(const struct qpol_policy *policy);
 
 /* ---- System information ------------------------------------------------ */
 

@@ -1,0 +1,831 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Policy evaluation: the service index, first-match rule search, the
+ * allow/deny/ask actions and the list of targets offered by "ask", with
+ * the semantics of Qubes OS 4.2's qrexec policy evaluator.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qpolicy-internal.h"
+
+/* ---- Service index -------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static int push_idx(size_t **arr, size_t *n, size_t *cap, size_t v)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 4;
+		if (ncap > SIZE_MAX / sizeof(**arr))
+			return -ENOMEM;
+		size_t *na = realloc(*arr, ncap * sizeof(**arr));
+		if (!na)
+			return -ENOMEM;
+		*arr = na;
+		*cap = ncap;
+	}
+	(*arr)[(*n)++] = v;
+	return 0;
+}
+
+static const struct qpol_svc_bucket *find_bucket(const struct qpol_policy *p, const char *service)
+{
+	if (p->n_buckets == 0)
+		return NULL;
+	size_t mask = p->n_buckets - 1;
+	for (size_t i = (size_t)hash_str(service) & mask;; i = (i + 1) & mask) {
+		const struct qpol_svc_bucket *b = &p->buckets[i];
+		if (!b->service)
+			return NULL;
+		if (strcmp(b->service, service) == 0)
+			return b;
+	}
+}
+
+int qpol_policy_build_index(struct qpol_policy *p)
+{
+	size_t n_named = 0, wild_cap = 0, nb = 8;
+
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].service)
+			n_named++;
+	/* At most n_named distinct services; keep the load under 1/2. */
+	while (nb < 2 * n_named) {
+		if (nb > SIZE_MAX / 4)
+			return -ENOMEM;
+		nb *= 2;
+	}
+	p->buckets = calloc(nb, sizeof(*p->buckets));
+	if (!p->buckets)
+		return -ENOMEM;
+	p->n_buckets = nb;
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const char *svc = p->rules[i].service;
+		if (!svc) {
+			if (push_idx(&p->wild, &p->n_wild, &wild_cap, i) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		size_t j = (size_t)hash_str(svc) & (nb - 1);
+		while (p->buckets[j].service && strcmp(p->buckets[j].service, svc) != 0)
+			j = (j + 1) & (nb - 1);
+		struct qpol_svc_bucket *b = &p->buckets[j];
+		if (!b->service) {
+			b->service = strdup(svc);
+			if (!b->service)
+				return -ENOMEM;
+		}
+		if (push_idx(&b->idx, &b->n, &b->cap, i) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The rules that may apply to one service: the "*" rules and the
+ * service's own, merged by rule index, so first-match order is kept. */
+struct rule_iter {
+	const size_t *a, *b;
+	size_t na, nb, ia, ib;
+};
+
+static void iter_init(struct rule_iter *it, const struct qpol_policy *p, const char *service,
+		      bool reverse)
+{
+	const struct qpol_svc_bucket *b = find_bucket(p, service);
+	it->a = p->wild;
+	it->na = p->n_wild;
+	it->b = b ? b->idx : NULL;
+	it->nb = b ? b->n : 0;
+	it->ia = reverse ? it->na : 0;
+	it->ib = reverse ? it->nb : 0;
+}
+
+static bool iter_next(struct rule_iter *it, size_t *ret)
+{
+	if (it->ia < it->na && (it->ib >= it->nb || it->a[it->ia] < it->b[it->ib])) {
+		*ret = it->a[it->ia++];
+		return true;
+	}
+	if (it->ib < it->nb) {
+		*ret = it->b[it->ib++];
+		return true;
+	}
+	return false;
+}
+
+static bool iter_prev(struct rule_iter *it, size_t *ret)
+{
+	if (it->ia > 0 && (it->ib == 0 || it->a[it->ia - 1] > it->b[it->ib - 1])) {
+		*ret = it->a[--it->ia];
+		return true;
+	}
+	if (it->ib > 0) {
+		*ret = it->b[--it->ib];
+		return true;
+	}
+	return false;
+}
+
+/* ---- Request ------------------------------------------------------------- */
+
+struct eval_ctx {
+	const struct qpol_policy *p;
+	const struct qpol_system *sys;
+	const char *service;
+	const char *argument;
+	bool src_admin;
+	const char *src_name;              /* "dom0" for the admin qube */
+	const struct qpol_domain *src_dom; /* NULL if not in system info */
+	/* The requested target after Qubes' verification: ADMINVM, DEFAULT,
+	 * DISPVM, DISPVM_NAME (value: template) or NAME (an existing qube). */
+	struct qpol_token rt;
+	const struct qpol_domain *rt_dom;
+};
+
+static bool has_tag(const struct qpol_domain *d, const char *tag)
+{
+	if (!d)
+		return false;
+	for (size_t i = 0; i < d->n_tags; i++)
+		if (strcmp(d->tags[i], tag) == 0)
+			return true;
+	return false;
+}
+
+static const char *src_default_dispvm(const struct eval_ctx *c)
+{
+	return c->src_dom ? c->src_dom->default_dispvm : NULL;
+}
+
+static bool match_source(const struct qpol_token *t, const struct eval_ctx *c)
+{
+	switch (t->kind) {
+	case QPOL_TOK_WILDCARD:
+		return true;
+	case QPOL_TOK_ADMINVM:
+		return c->src_admin;
+	case QPOL_TOK_ANYVM:
+		return !c->src_admin;
+	case QPOL_TOK_NAME:
+		return !c->src_admin && strcmp(t->value, c->src_name) == 0;
+	case QPOL_TOK_TYPE:
+		return !c->src_admin && c->src_dom && strcmp(c->src_dom->type, t->value) == 0;
+	case QPOL_TOK_TAG:
+		return !c->src_admin && has_tag(c->src_dom, t->value);
+	default:
+		/* @dispvm:NAME and @dispvm:@tag:T are accepted as sources by
+		 * Qubes but never match a calling qube's name. */
+		return false;
+	}
+}
+
+static bool match_target(const struct qpol_token *t, const struct eval_ctx *c)
+{
+	const struct qpol_token *rt = &c->rt;
+	const char *tmpl;
+	const struct qpol_domain *d;
+
+	switch (t->kind) {
+	case QPOL_TOK_WILDCARD:
+		return true;
+	case QPOL_TOK_ADMINVM:
+		return rt->kind == QPOL_TOK_ADMINVM;
+	case QPOL_TOK_ANYVM:
+		return rt->kind != QPOL_TOK_ADMINVM;
+	case QPOL_TOK_DEFAULT:
+		return rt->kind == QPOL_TOK_DEFAULT;
+	case QPOL_TOK_NAME:
+		return rt->kind == QPOL_TOK_NAME && strcmp(rt->value, t->value) == 0;
+	case QPOL_TOK_TYPE:
+		return rt->kind == QPOL_TOK_NAME && strcmp(c->rt_dom->type, t->value) == 0;
+	case QPOL_TOK_TAG:
+		return rt->kind == QPOL_TOK_NAME && has_tag(c->rt_dom, t->value);
+	case QPOL_TOK_DISPVM:
+		return rt->kind == QPOL_TOK_DISPVM;
+	case QPOL_TOK_DISPVM_NAME:
+		if (rt->kind == QPOL_TOK_DISPVM) {
+			tmpl = src_default_dispvm(c);
+			return tmpl && strcmp(tmpl, t->value) == 0;
+		}
+		return rt->kind == QPOL_TOK_DISPVM_NAME && strcmp(rt->value, t->value) == 0;
+	case QPOL_TOK_DISPVM_TAG:
+		if (rt->kind == QPOL_TOK_DISPVM)
+			tmpl = src_default_dispvm(c);
+		else if (rt->kind == QPOL_TOK_DISPVM_NAME)
+			tmpl = rt->value;
+		else
+			return false;
+		d = tmpl ? qpol_system_find(c->sys, tmpl) : NULL;
+		return d && d->template_for_dispvms && has_tag(d, t->value);
+	}
+	return false;
+}
+
+static bool match_but_target(const struct qpol_rule *r, const struct eval_ctx *c)
+{
+	return (!r->service || strcmp(r->service, c->service) == 0) &&
+	       (!r->argument || strcmp(r->argument, c->argument) == 0) &&
+	       match_source(&r->source, c);
+}
+
+/* ---- Sets of target names (sorted, owned strings) ----------------------- */
+
+struct strset {
+	char **v;
+	size_t n, cap;
+};
+
+static bool strset_find(const struct strset *s, const char *x, size_t *pos)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->v[mid], x);
+		if (c == 0) {
+			*pos = mid;
+			return true;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = lo;
+	return false;
+}
+
+static bool strset_has(const struct strset *s, const char *x)
+{
+	size_t pos;
+	return strset_find(s, x, &pos);
+}
+
+/* Takes ownership of X (freed if already present or on failure). */
+static int strset_add_owned(struct strset *s, char *x)
+{
+	size_t pos;
+	if (!x)
+		return -ENOMEM;
+	if (strset_find(s, x, &pos)) {
+		free(x);
+		return 0;
+	}
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 8;
+		char **nv = ncap <= SIZE_MAX / sizeof(*nv) ? realloc(s->v, ncap * sizeof(*nv)) : NULL;
+		if (!nv) {
+			free(x);
+			return -ENOMEM;
+		}
+		s->v = nv;
+		s->cap = ncap;
+	}
+	memmove(s->v + pos + 1, s->v + pos, (s->n - pos) * sizeof(*s->v));
+	s->v[pos] = x;
+	s->n++;
+	return 0;
+}
+
+static int strset_add(struct strset *s, const char *x)
+{
+	return strset_add_owned(s, strdup(x));
+}
+
+static int strset_add_dispvm(struct strset *s, const char *tmpl)
+{
+	char *x = NULL;
+	if (asprintf(&x, "@dispvm:%s", tmpl) < 0)
+		return -ENOMEM;
+	return strset_add_owned(s, x);
+}
+
+static void strset_remove(struct strset *s, const char *x)
+{
+	size_t pos;
+	if (!strset_find(s, x, &pos))
+		return;
+	free(s->v[pos]);
+	memmove(s->v + pos, s->v + pos + 1, (s->n - pos - 1) * sizeof(*s->v));
+	s->n--;
+}
+
+static void strset_finish(struct strset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	s->v = NULL;
+	s->n = s->cap = 0;
+}
+
+/* Every target token T could stand for, as Qubes' expand(): names of
+ * existing qubes, "@dispvm:NAME", "@dispvm" and "@adminvm". */
+static int expand_token(const struct qpol_token *t, const struct eval_ctx *c, struct strset *out)
+{
+	const struct qpol_system *sys = c->sys;
+	const struct qpol_domain *d;
+	int r = 0;
+
+	switch (t->kind) {
+	case QPOL_TOK_NAME:
+		if (qpol_system_find(sys, t->value))
+			r = strset_add(out, t->value);
+		return r;
+	case QPOL_TOK_WILDCARD:
+	case QPOL_TOK_ANYVM:
+		for (size_t i = 0; i < sys->n_domains && r == 0; i++) {
+			d = &sys->domains[i];
+			if (t->kind == QPOL_TOK_WILDCARD ||
+			    (strcmp(d->type, "AdminVM") != 0 && strcmp(d->name, "dom0") != 0))
+				r = strset_add(out, d->name);
+			if (r == 0 && d->template_for_dispvms)
+				r = strset_add_dispvm(out, d->name);
+		}
+		return r < 0 ? r : strset_add(out, "@dispvm");
+	case QPOL_TOK_ADMINVM:
+		return strset_add(out, "@adminvm");
+	case QPOL_TOK_DEFAULT:
+		return 0;
+	case QPOL_TOK_TYPE:
+	case QPOL_TOK_TAG:
+		for (size_t i = 0; i < sys->n_domains && r == 0; i++) {
+			d = &sys->domains[i];
+			if (t->kind == QPOL_TOK_TYPE ? strcmp(d->type, t->value) == 0
+						     : has_tag(d, t->value))
+				r = strset_add(out, d->name);
+		}
+		return r;
+	case QPOL_TOK_DISPVM:
+		return strset_add(out, "@dispvm");
+	case QPOL_TOK_DISPVM_NAME:
+		d = qpol_system_find(sys, t->value);
+		if (d && d->template_for_dispvms)
+			r = strset_add_dispvm(out, t->value);
+		return r;
+	case QPOL_TOK_DISPVM_TAG:
+		for (size_t i = 0; i < sys->n_domains && r == 0; i++) {
+			d = &sys->domains[i];
+			if (d->template_for_dispvms && has_tag(d, t->value))
+				r = strset_add_dispvm(out, d->name);
+		}
+		return r;
+	}
+	return 0;
+}
+
+/* Qubes' collect_targets_for_ask(): walking the service's rules from the
+ * last to the first, every rule matching service, argument and source
+ * adds (allow, ask) or removes (deny) what its target (or its target=)
+ * expands to; then @dispvm becomes the caller's default disposable,
+ * @adminvm becomes dom0 and the caller itself is dropped. */
+static int collect_targets_for_ask(const struct eval_ctx *c, struct strset *targets)
+{
+	struct strset exp = { 0 };
+	struct rule_iter it;
+	size_t i;
+	int r = 0;
+
+	iter_init(&it, c->p, c->service, true);
+	while (iter_prev(&it, &i)) {
+		const struct qpol_rule *rule = &c->p->rules[i];
+		if (!match_but_target(rule, c))
+			continue;
+		const struct qpol_token *t = rule->has_redirect ? &rule->redirect : &rule->target;
+		r = expand_token(t, c, &exp);
+		if (r < 0)
+			goto out;
+		for (size_t k = 0; k < exp.n; k++) {
+			if (rule->action == QPOL_ACTION_DENY) {
+				strset_remove(targets, exp.v[k]);
+			} else {
+				r = strset_add(targets, exp.v[k]);
+				if (r < 0)
+					goto out;
+			}
+		}
+		strset_finish(&exp);
+	}
+	if (strset_has(targets, "@dispvm")) {
+		strset_remove(targets, "@dispvm");
+		const char *tmpl = src_default_dispvm(c);
+		if (tmpl && (r = strset_add_dispvm(targets, tmpl)) < 0)
+			goto out;
+	}
+	if (strset_has(targets, "@adminvm")) {
+		strset_remove(targets, "@adminvm");
+		if ((r = strset_add(targets, "dom0")) < 0)
+			goto out;
+	}
+	strset_remove(targets, c->src_name);
+out:
+	strset_finish(&exp);
+	return r;
+}
+
+/* ---- Decisions ------------------------------------------------------------ */
+
+static int dup_str(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = NULL;
+	if (!s)
+		return 0;
+	*dst = strdup(s);
+	return *dst ? 0 : -ENOMEM;
+}
+
+__attribute__((format(printf, 2, 3)))
+static int set_reason(struct qpol_decision *d, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	free(d->reason);
+	d->reason = s;
+	return 0;
+}
+
+static int deny(struct qpol_decision *d, bool notify, const struct qpol_rule *rule)
+{
+	d->result = QPOL_RESULT_DENY;
+	d->notify = notify;
+	free(d->target);
+	d->target = NULL;
+	d->autostart = false;
+	if (rule) {
+		if (dup_str(&d->rule_file, rule->file) < 0)
+			return -ENOMEM;
+		d->rule_line = rule->line;
+	}
+	return 0;
+}
+
+/* May the call go to TARGET (a resolved name, "dom0" or "@dispvm:X")
+ * without starting anything? */
+static bool allowed_without_autostart(const struct eval_ctx *c, const char *target)
+{
+	if (strcmp(target, "dom0") == 0 || strcmp(target, "@adminvm") == 0)
+		return true;
+	if (strncmp(target, "@dispvm", 7) == 0)
+		return false;
+	const struct qpol_domain *d = qpol_system_find(c->sys, target);
+	return d && d->power_state && strcmp(d->power_state, "Running") == 0;
+}
+
+static int eval_allow(const struct eval_ctx *c, const struct qpol_rule *rule,
+		      struct qpol_decision *d)
+{
+	struct qpol_token actual = rule->has_redirect ? rule->redirect : c->rt;
+	char *target = NULL;
+	const struct qpol_domain *dom;
+	int r = 0;
+
+	/* Qubes verifies the redirection like a requested target. */
+	if (actual.kind == QPOL_TOK_NAME && !qpol_system_find(c->sys, actual.value))
+		actual.kind = QPOL_TOK_DEFAULT;
+	switch (actual.kind) {
+	case QPOL_TOK_DEFAULT:
+		if ((r = deny(d, true, rule)) < 0)
+			return r;
+		return set_reason(d, "policy defines 'allow' action at %s:%u but no target is "
+				  "specified by caller or policy", rule->file, rule->line);
+	case QPOL_TOK_DISPVM_NAME:
+		dom = qpol_system_find(c->sys, actual.value);
+		if (!dom || !dom->template_for_dispvms) {
+			if ((r = deny(d, true, rule)) < 0)
+				return r;
+			return set_reason(d, "not a template for dispvm: %s (%s:%u)", actual.value,
+					  rule->file, rule->line);
+		}
+		if (asprintf(&target, "@dispvm:%s", actual.value) < 0)
+			return -ENOMEM;
+		break;
+	case QPOL_TOK_DISPVM: {
+		const char *tmpl = src_default_dispvm(c);
+		if (!tmpl) {
+			if ((r = deny(d, true, rule)) < 0)
+				return r;
+			return set_reason(d, "policy defines 'allow' action to @dispvm at %s:%u but "
+					  "no DispVM base is set for this VM", rule->file, rule->line);
+		}
+		if (asprintf(&target, "@dispvm:%s", tmpl) < 0)
+			return -ENOMEM;
+		break;
+	}
+	case QPOL_TOK_ADMINVM:
+		target = strdup("dom0");
+		break;
+	case QPOL_TOK_NAME:
+		target = strdup(actual.value);
+		break;
+	default:
+		/* Redirections and verified requests have no other kinds. */
+		if ((r = deny(d, true, rule)) < 0)
+			return r;
+		return set_reason(d, "internal error: unexpected target kind");
+	}
+	if (!target)
+		return -ENOMEM;
+
+	if (!rule->autostart && !allowed_without_autostart(c, target)) {
+		r = deny(d, rule->notify, rule);
+		if (r == 0)
+			r = set_reason(d, "target %s is denied because it would require autostart "
+				       "(%s:%u)", target, rule->file, rule->line);
+		free(target);
+		return r;
+	}
+	if (strcmp(target, c->src_name) == 0) {
+		r = deny(d, true, rule);
+		if (r == 0)
+			r = set_reason(d, "loopback qrexec connection not supported (%s:%u)",
+				       rule->file, rule->line);
+		free(target);
+		return r;
+	}
+	d->result = QPOL_RESULT_ALLOW;
+	d->target = target;
+	d->autostart = rule->autostart;
+	d->notify = rule->notify;
+	if ((r = dup_str(&d->user, rule->user)) < 0 || (r = dup_str(&d->rule_file, rule->file)) < 0)
+		return r;
+	d->rule_line = rule->line;
+	return set_reason(d, "allowed by policy %s:%u", rule->file, rule->line);
+}
+
+static int eval_ask(const struct eval_ctx *c, const struct qpol_rule *rule,
+		    struct qpol_decision *d)
+{
+	struct strset targets = { 0 };
+	char *def = NULL;
+	int r = 0;
+
+	if (rule->has_redirect) {
+		const struct qpol_token *t = &rule->redirect;
+		const char *tmpl;
+		switch (t->kind) {
+		case QPOL_TOK_ADMINVM:
+			r = strset_add(&targets, "dom0");
+			break;
+		case QPOL_TOK_DISPVM:
+			/* Offered as the caller's default disposable (Qubes
+			 * offers the bare keyword). */
+			tmpl = src_default_dispvm(c);
+			if (tmpl)
+				r = strset_add_dispvm(&targets, tmpl);
+			break;
+		case QPOL_TOK_DISPVM_NAME:
+			r = strset_add_dispvm(&targets, t->value);
+			break;
+		default:
+			r = strset_add(&targets, t->value);
+			break;
+		}
+	} else {
+		r = collect_targets_for_ask(c, &targets);
+	}
+	if (r < 0)
+		goto out;
+	if (!rule->autostart) {
+		for (size_t i = targets.n; i > 0; i--)
+			if (!allowed_without_autostart(c, targets.v[i - 1]))
+				strset_remove(&targets, targets.v[i - 1]);
+	}
+	if (targets.n == 0) {
+		if ((r = deny(d, true, rule)) < 0)
+			goto out;
+		r = set_reason(d, "policy defines 'ask' action at %s:%u but no target is available "
+			       "to choose from", rule->file, rule->line);
+		goto out;
+	}
+	if (rule->has_default_target) {
+		const struct qpol_token *t = &rule->default_target;
+		const char *tmpl;
+		switch (t->kind) {
+		case QPOL_TOK_DISPVM:
+			tmpl = src_default_dispvm(c);
+			if (tmpl && asprintf(&def, "@dispvm:%s", tmpl) < 0) {
+				r = -ENOMEM;
+				goto out;
+			}
+			break;
+		case QPOL_TOK_ADMINVM:
+			def = strdup("dom0");
+			break;
+		default:
+			def = qpol_token_to_string(t);
+			break;
+		}
+		if (!def && t->kind != QPOL_TOK_DISPVM) {
+			r = -ENOMEM;
+			goto out;
+		}
+		/* A default that is not on offer is dropped. */
+		if (def && !strset_has(&targets, def)) {
+			free(def);
+			def = NULL;
+		}
+	}
+	d->result = QPOL_RESULT_ASK;
+	d->targets = targets.v;
+	d->n_targets = targets.n;
+	targets.v = NULL;
+	targets.n = targets.cap = 0;
+	d->default_target = def;
+	def = NULL;
+	d->autostart = rule->autostart;
+	d->notify = rule->notify;
+	if ((r = dup_str(&d->user, rule->user)) < 0 || (r = dup_str(&d->rule_file, rule->file)) < 0)
+		goto out;
+	d->rule_line = rule->line;
+	r = set_reason(d, "ask by policy %s:%u", rule->file, rule->line);
+out:
+	free(def);
+	strset_finish(&targets);
+	return r;
+}
+
+static int reject(int r)
+{
+	return r < 0 ? r : -EINVAL;
+}
+
+static bool valid_chars(const char *s, bool argument)
+{
+	for (; *s; s++)
+		if (!(argument ? qpol_is_argument_char(*s) : qpol_is_service_char(*s)))
+			return false;
+	return true;
+}
+
+/* Fills C from REQUEST; returns 0, -ENOMEM, or -EINVAL with a reason
+ * already set in D. */
+static int prepare_request(struct eval_ctx *c, const struct qpol_request *req,
+			   struct qpol_decision *d)
+{
+	const char *target;
+	char *msg = NULL;
+	int r;
+
+	if (!req->service || !req->argument || !req->source || !req->target)
+		return reject(set_reason(d, "malformed request: missing field"));
+	if (req->service[0] == '\0' || !valid_chars(req->service, false))
+		return reject(set_reason(d, "malformed request: invalid service name"));
+	if (!valid_chars(req->argument, true))
+		return reject(set_reason(d, "malformed request: invalid service argument"));
+	c->service = req->service;
+	c->argument = req->argument;
+
+	if (strcmp(req->source, "dom0") == 0 || strcmp(req->source, "@adminvm") == 0) {
+		c->src_admin = true;
+		c->src_name = "dom0";
+		c->src_dom = qpol_system_find(c->sys, "dom0");
+	} else {
+		c->src_name = req->source;
+		c->src_dom = qpol_system_find(c->sys, req->source);
+		if (!c->src_dom)
+			return reject(set_reason(d, "unknown source qube"));
+	}
+
+	target = req->target[0] ? req->target : "@default";
+	r = qpol_token_parse(target, QPOL_CTX_REQUEST, &c->rt, &msg);
+	if (r == -EINVAL) {
+		if (!msg)
+			return -ENOMEM;
+		r = set_reason(d, "malformed request: %s", msg);
+		free(msg);
+		return reject(r);
+	}
+	if (r < 0)
+		return r;
+	if (c->rt.kind == QPOL_TOK_NAME) {
+		c->rt_dom = qpol_system_find(c->sys, c->rt.value);
+		if (!c->rt_dom) {
+			/* Qubes: an unknown target qube is taken as @default. */
+			qpol_token_finish(&c->rt);
+			c->rt.kind = QPOL_TOK_DEFAULT;
+		}
+	} else if (c->rt.kind == QPOL_TOK_DISPVM_NAME) {
+		const struct qpol_domain *dom = qpol_system_find(c->sys, c->rt.value);
+		if (!dom || !dom->template_for_dispvms)
+			return reject(set_reason(d, "not a template for dispvm: %s", c->rt.value));
+	}
+	d->requested_target = qpol_token_to_string(&c->rt);
+	return d->requested_target ? 0 : -ENOMEM;
+}
+
+int qpol_evaluate(const struct qpol_policy *policy, const struct qpol_system *system,
+		  const struct qpol_request *request, struct qpol_decision *ret_decision)
+{
+	struct qpol_decision d = { .result = QPOL_RESULT_DENY, .notify = true };
+	struct eval_ctx c = { .p = policy, .sys = system };
+	const struct qpol_rule *rule = NULL;
+	struct rule_iter it;
+	size_t i;
+	int r;
+
+	if (!ret_decision)
+		return -EINVAL;
+	if (!policy || !system || !request) {
+		r = set_reason(&d, "no policy, system information or request");
+		goto done;
+	}
+	if (policy->n_diags > 0) {
+		const struct qpol_diag *g = &policy->diags[0];
+		r = set_reason(&d, "invalid policy: %s:%u: %s", g->file, g->line, g->message);
+		goto done;
+	}
+	r = prepare_request(&c, request, &d);
+	if (r < 0) {
+		if (r == -EINVAL) {
+			if (!d.requested_target && request->target &&
+			    dup_str(&d.requested_target, request->target) < 0)
+				r = -ENOMEM;
+			else
+				r = 0;
+		}
+		goto done;
+	}
+
+	iter_init(&it, policy, c.service, false);
+	while (iter_next(&it, &i)) {
+		const struct qpol_rule *cand = &policy->rules[i];
+		if (match_but_target(cand, &c) && match_target(&cand->target, &c)) {
+			rule = cand;
+			break;
+		}
+	}
+	if (!rule) {
+		r = set_reason(&d, "no matching rule found");
+		goto done;
+	}
+	switch (rule->action) {
+	case QPOL_ACTION_DENY:
+		r = deny(&d, rule->notify, rule);
+		if (r == 0)
+			r = set_reason(&d, "denied by policy %s:%u", rule->file, rule->line);
+		break;
+	case QPOL_ACTION_ALLOW:
+		r = eval_allow(&c, rule, &d);
+		break;
+	case QPOL_ACTION_ASK:
+		r = eval_ask(&c, rule, &d);
+		break;
+	}
+done:
+	qpol_token_finish(&c.rt);
+	if (r < 0) {
+		qpol_decision_finish(&d);
+		return r;
+	}
+	*ret_decision = d;
+	return 0;
+}
+
+void qpol_decision_finish(struct qpol_decision *d)
+{
+	if (!d)
+		return;
+	free(d->target);
+	free(d->requested_target);
+	free(d->user);
+	for (size_t i = 0; i < d->n_targets; i++)
+		free(d->targets[i]);
+	free(d->targets);
+	free(d->default_target);
+	free(d->rule_file);
+	free(d->reason);
+	memset(d, 0, sizeof(*d));
+}
+
+const char *qpol_result_to_string(enum qpol_result result)
+{
+	switch (result) {
+	case QPOL_RESULT_ALLOW:
+		return "allow";
+	case QPOL_RESULT_ASK:
+		return "ask";
+	case QPOL_RESULT_DENY:
+		break;
+	}
+	return "deny";
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libqpolicy internals shared by the loader (load.c), the system-info
+ * parser (system.c) and the evaluator (eval.c).  Not installed.
+ */
+#ifndef QPOLICY_INTERNAL_H
+#define QPOLICY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "qpolicy.h"
+
+/* A qube specification as written in a rule (source, target, target=,
+ * default_target=) or as requested by a caller. */
+enum qpol_tok_kind {
+	QPOL_TOK_NAME = 0,    /* a qube name; value = the name */
+	QPOL_TOK_WILDCARD,    /* "*" */
+	QPOL_TOK_ANYVM,       /* @anyvm */
+	QPOL_TOK_ADMINVM,     /* @adminvm, and its alias dom0 */
+	QPOL_TOK_DEFAULT,     /* @default */
+	QPOL_TOK_DISPVM,      /* @dispvm */
+	QPOL_TOK_DISPVM_NAME, /* @dispvm:NAME; value = NAME */
+	QPOL_TOK_DISPVM_TAG,  /* @dispvm:@tag:T; value = T */
+	QPOL_TOK_TAG,         /* @tag:T; value = T */
+	QPOL_TOK_TYPE,        /* @type:T; value = T */
+};
+
+/* Where a token appears; each kind is allowed in some of these. */
+enum qpol_tok_ctx {
+	QPOL_CTX_SOURCE = 1 << 0,
+	QPOL_CTX_TARGET = 1 << 1,
+	QPOL_CTX_REDIRECT = 1 << 2, /* target=, default_target= */
+	QPOL_CTX_REQUEST = 1 << 3,  /* the target a caller asked for */
+};
+
+struct qpol_token {
+	enum qpol_tok_kind kind;
+	char *value; /* NULL for kinds without a value */
+};
+
+enum qpol_action {
+	QPOL_ACTION_DENY = 0,
+	QPOL_ACTION_ALLOW,
+	QPOL_ACTION_ASK,
+};
+
+struct qpol_rule {
+	char *service;  /* NULL: any ("*") */
+	char *argument; /* NULL: any ("*"); else without the leading '+' */
+	struct qpol_token source;
+	struct qpol_token target;
+	enum qpol_action action;
+	bool has_redirect;       /* target= */
+	bool has_default_target; /* default_target= */
+	struct qpol_token redirect;
+	struct qpol_token default_target;
+	char *user; /* NULL when not given or empty */
+	bool notify;
+	bool autostart;
+	const char *file; /* owned by the policy's file table */
+	unsigned line;
+};
+
+/* Rules naming one service, as ascending rule indices. */
+struct qpol_svc_bucket {
+	char *service; /* NULL: empty slot */
+	size_t *idx;
+	size_t n, cap;
+};
+
+struct qpol_policy {
+	struct qpol_rule *rules;
+	size_t n_rules, cap_rules;
+
+	struct qpol_diag *diags;
+	size_t n_diags, cap_diags;
+
+	char **files; /* every file name a rule or diagnostic points to */
+	size_t n_files, cap_files;
+	size_t n_loaded; /* files read successfully (includes counted) */
+
+	/* Service index, built once loading is complete. */
+	size_t *wild; /* rules with service "*" */
+	size_t n_wild;
+	struct qpol_svc_bucket *buckets;
+	size_t n_buckets; /* power of two, or 0 */
+};
+
+struct qpol_domain {
+	char *name;
+	char *type;
+	char **tags;
+	size_t n_tags;
+	bool template_for_dispvms;
+	char *default_dispvm; /* NULL when null/absent */
+	char *icon;           /* NULL when absent */
+	char *power_state;    /* NULL when absent */
+};
+
+struct qpol_system {
+	struct qpol_domain *domains; /* sorted by name (strcmp) */
+	size_t n_domains;
+};
+
+/* Token parsing shared by the loader and the evaluator.  On success fills
+ * *ret (value malloc'd) and returns 0; -ENOMEM; -EINVAL with *ret_msg a
+ * malloc'd message (or NULL on allocation failure). */
+int qpol_token_parse(const char *text, unsigned ctx, struct qpol_token *ret, char **ret_msg);
+void qpol_token_finish(struct qpol_token *tok);
+/* "@anyvm", "@dispvm:NAME", "NAME"...: malloc'd, NULL on ENOMEM. */
+char *qpol_token_to_string(const struct qpol_token *tok);
+
+const struct qpol_domain *qpol_system_find(const struct qpol_system *system, const char *name);
+
+/* Builds the service index of a fully loaded policy. */
+int qpol_policy_build_index(struct qpol_policy *policy);
+
+/* Character classes of the policy language. */
+bool qpol_is_service_char(char c);  /* [A-Za-z0-9._-] */
+bool qpol_is_argument_char(char c); /* service chars and '+' */
+bool qpol_is_valid_qube_name(const char *name);
+
+#endif

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * System information: the qubes the policy is evaluated against, in the
+ * JSON shape of Qubes' qrexec (internal.GetSystemInfo).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "qpolicy-internal.h"
+
+#define QPOL_MAX_SYSTEM_SIZE (16u << 20)
+
+static const char *const domain_types[] = {
+	"AppVM", "TemplateVM", "StandaloneVM", "DispVM", "AdminVM",
+};
+
+__attribute__((format(printf, 2, 3)))
+static int sys_fail(char **ret_error, const char *fmt, ...)
+{
+	char *msg = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	for (char *c = msg; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	if (ret_error)
+		*ret_error = msg;
+	else
+		free(msg);
+	return -EINVAL;
+}
+
+static void domain_finish(struct qpol_domain *d)
+{
+	free(d->name);
+	free(d->type);
+	for (size_t i = 0; i < d->n_tags; i++)
+		free(d->tags[i]);
+	free(d->tags);
+	free(d->default_dispvm);
+	free(d->icon);
+	free(d->power_state);
+}
+
+void qpol_system_free(struct qpol_system *system)
+{
+	if (!system)
+		return;
+	for (size_t i = 0; i < system->n_domains; i++)
+		domain_finish(&system->domains[i]);
+	free(system->domains);
+	free(system);
+}
+
+static int cmp_domain(const void *a, const void *b)
+{
+	return strcmp(((const struct qpol_domain *)a)->name, ((const struct qpol_domain *)b)->name);
+}
+
+const struct qpol_domain *qpol_system_find(const struct qpol_system *system, const char *name)
+{
+	struct qpol_domain key = { .name = (char *)name };
+	if (!system || !name || system->n_domains == 0)
+		return NULL;
+	return bsearch(&key, system->domains, system->n_domains, sizeof(key), cmp_domain);
+}
+
+bool qpol_system_has_domain(const struct qpol_system *system, const char *name)
+{
+	return qpol_system_find(system, name) != NULL;
+}
+
+/* Optional string member: absent or null leaves *dst NULL. */
+static int get_opt_string(struct json_object *obj, const char *dname, const char *key,
+			  char **dst, char **ret_error)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return sys_fail(ret_error, "domains.%s.%s: expected a string or null", dname, key);
+	*dst = strdup(json_object_get_string(v));
+	return *dst ? 0 : -ENOMEM;
+}
+
+static int parse_domain(const char *name, struct json_object *obj, struct qpol_domain *d,
+			char **ret_error)
+{
+	struct json_object *v;
+	int r;
+
+	if (!qpol_is_valid_qube_name(name))
+		return sys_fail(ret_error,
+				"domains.%s: invalid qube name (1-31 of A-Z a-z 0-9 _ . -, "
+				"starting with a letter)",
+				name);
+	if (!json_object_is_type(obj, json_type_object))
+		return sys_fail(ret_error, "domains.%s: expected an object", name);
+	d->name = strdup(name);
+	if (!d->name)
+		return -ENOMEM;
+
+	if (!json_object_object_get_ex(obj, "type", &v))
+		return sys_fail(ret_error, "domains.%s.type: missing", name);
+	if (json_object_is_type(v, json_type_string)) {
+		const char *t = json_object_get_string(v);
+		for (size_t i = 0; i < sizeof(domain_types) / sizeof(domain_types[0]); i++) {
+			if (strcmp(t, domain_types[i]) == 0) {
+				d->type = strdup(t);
+				if (!d->type)
+					return -ENOMEM;
+				break;
+			}
+		}
+	}
+	if (!d->type)
+		return sys_fail(ret_error,
+				"domains.%s.type: expected one of "
+				"AppVM|TemplateVM|StandaloneVM|DispVM|AdminVM",
+				name);
+
+	if (json_object_object_get_ex(obj, "tags", &v) && !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_array))
+			return sys_fail(ret_error, "domains.%s.tags: expected an array of strings",
+					name);
+		size_t n = json_object_array_length(v);
+		if (n) {
+			d->tags = calloc(n, sizeof(*d->tags));
+			if (!d->tags)
+				return -ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *t = json_object_array_get_idx(v, i);
+			if (!json_object_is_type(t, json_type_string))
+				return sys_fail(ret_error, "domains.%s.tags[%zu]: expected a string",
+						name, i);
+			d->tags[i] = strdup(json_object_get_string(t));
+			if (!d->tags[i])
+				return -ENOMEM;
+			d->n_tags++;
+		}
+	}
+
+	if (json_object_object_get_ex(obj, "template_for_dispvms", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return sys_fail(ret_error,
+					"domains.%s.template_for_dispvms: expected true or false", name);
+		d->template_for_dispvms = json_object_get_boolean(v);
+	}
+	r = get_opt_string(obj, name, "default_dispvm", &d->default_dispvm, ret_error);
+	if (r < 0)
+		return r;
+	r = get_opt_string(obj, name, "icon", &d->icon, ret_error);
+	if (r < 0)
+		return r;
+	return get_opt_string(obj, name, "power_state", &d->power_state, ret_error);
+}
+
+int qpol_system_parse_json(const char *text, size_t len, struct qpol_system **ret_system,
+			   char **ret_error)
+{
+	struct json_tokener *tok = NULL;
+	struct json_object *root = NULL, *domains;
+	struct qpol_system *sys = NULL;
+	int r;
+
+	if (!ret_system || (!text && len))
+		return -EINVAL;
+	if (len > QPOL_MAX_SYSTEM_SIZE)
+		return sys_fail(ret_error, "system info too large");
+	if (len > (size_t)INT32_MAX)
+		return sys_fail(ret_error, "system info too large");
+	if (text && memchr(text, '\0', len))
+		return sys_fail(ret_error, "system info contains a NUL byte");
+	tok = json_tokener_new();
+	if (!tok)
+		return -ENOMEM;
+	root = json_tokener_parse_ex(tok, text ? text : "", (int)len);
+	if (!root) {
+		enum json_tokener_error e = json_tokener_get_error(tok);
+		if (e == json_tokener_continue)
+			r = sys_fail(ret_error, "invalid JSON: unexpected end of input");
+		else
+			r = sys_fail(ret_error, "invalid JSON at offset %zu: %s",
+				     json_tokener_get_parse_end(tok), json_tokener_error_desc(e));
+		goto out;
+	}
+	if (json_tokener_get_parse_end(tok) < len) {
+		for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+			char c = text[i];
+			if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+				r = sys_fail(ret_error, "invalid JSON: trailing data at offset %zu", i);
+				goto out;
+			}
+		}
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		r = sys_fail(ret_error, "expected a JSON object with a \"domains\" member");
+		goto out;
+	}
+	if (!json_object_object_get_ex(root, "domains", &domains)) {
+		r = sys_fail(ret_error, "domains: missing");
+		goto out;
+	}
+	if (!json_object_is_type(domains, json_type_object)) {
+		r = sys_fail(ret_error, "domains: expected an object");
+		goto out;
+	}
+	sys = calloc(1, sizeof(*sys));
+	if (!sys) {
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t n = (size_t)json_object_object_length(domains);
+	if (n) {
+		sys->domains = calloc(n, sizeof(*sys->domains));
+		if (!sys->domains) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	json_object_object_foreach(domains, key, val)
+	{
+		if (sys->n_domains >= n)
+			break;
+		r = parse_domain(key, val, &sys->domains[sys->n_domains], ret_error);
+		sys->n_domains++; /* counted even when partly filled: freed below */
+		if (r < 0)
+			goto out;
+	}
+	qsort(sys->domains, sys->n_domains, sizeof(*sys->domains), cmp_domain);
+	for (size_t i = 1; i < sys->n_domains; i++) {
+		if (strcmp(sys->domains[i - 1].name, sys->domains[i].name) == 0) {
+			r = sys_fail(ret_error, "domains.%s: given twice", sys->domains[i].name);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < sys->n_domains; i++) {
+		const struct qpol_domain *d = &sys->domains[i];
+		if (d->default_dispvm && !qpol_system_find(sys, d->default_dispvm)) {
+			r = sys_fail(ret_error, "domains.%s.default_dispvm: no such qube: %s", d->name,
+				     d->default_dispvm);
+			goto out;
+		}
+	}
+	*ret_system = sys;
+	sys = NULL;
+	r = 0;
+out:
+	qpol_system_free(sys);
+	json_object_put(root);
+	json_tokener_free(tok);
+	return r;
+}
+
+int qpol_system_load_file(const char *path, struct qpol_system **ret_system, char **ret_error)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	int fd, r;
+
+	if (!path || !ret_system)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		sys_fail(ret_error, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)QPOL_MAX_SYSTEM_SIZE) {
+		close(fd);
+		return sys_fail(ret_error, "%s: not a regular file of at most 16 MiB", path);
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (len <= (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			close(fd);
+			free(buf);
+			sys_fail(ret_error, "%s: %s", path, strerror(-r));
+			return r;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len > (size_t)st.st_size) {
+		free(buf);
+		return sys_fail(ret_error, "%s: file changed while being read", path);
+	}
+	char *error = NULL;
+	r = qpol_system_parse_json(buf, len, ret_system, &error);
+	free(buf);
+	if (r == -EINVAL && error) {
+		sys_fail(ret_error, "%s: %s", path, error);
+		free(error);
+	}
+	return r;
+}

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Qube specifications ("tokens") of the policy language and the character
+ * classes shared by the loader and the evaluator.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qpolicy-internal.h"
+
+struct tok_exact {
+	const char *text;
+	enum qpol_tok_kind kind;
+	unsigned ctx;
+};
+
+struct tok_prefix {
+	const char *prefix;
+	enum qpol_tok_kind kind;
+	unsigned ctx;
+};
+
+#define CTX_S QPOL_CTX_SOURCE
+#define CTX_T QPOL_CTX_TARGET
+#define CTX_R QPOL_CTX_REDIRECT
+#define CTX_Q QPOL_CTX_REQUEST
+
+/* Where each keyword may appear, as in Qubes OS 4.2. */
+static const struct tok_exact tok_exacts[] = {
+	{ "*", QPOL_TOK_WILDCARD, CTX_S | CTX_T },
+	{ "@adminvm", QPOL_TOK_ADMINVM, CTX_S | CTX_T | CTX_R | CTX_Q },
+	{ "@anyvm", QPOL_TOK_ANYVM, CTX_S | CTX_T },
+	{ "@default", QPOL_TOK_DEFAULT, CTX_T | CTX_Q },
+	{ "@dispvm", QPOL_TOK_DISPVM, CTX_T | CTX_R | CTX_Q },
+};
+
+/* Checked in this order; a value starting with '@' belongs to a longer
+ * prefix (@dispvm:@tag:) or is invalid. */
+static const struct tok_prefix tok_prefixes[] = {
+	{ "@type:", QPOL_TOK_TYPE, CTX_S | CTX_T },
+	{ "@tag:", QPOL_TOK_TAG, CTX_S | CTX_T },
+	{ "@dispvm:", QPOL_TOK_DISPVM_NAME, CTX_S | CTX_T | CTX_R | CTX_Q },
+	{ "@dispvm:@tag:", QPOL_TOK_DISPVM_TAG, CTX_S | CTX_T },
+};
+
+static const char *ctx_name(unsigned ctx)
+{
+	switch (ctx) {
+	case QPOL_CTX_SOURCE:
+		return "source";
+	case QPOL_CTX_TARGET:
+		return "target";
+	case QPOL_CTX_REDIRECT:
+		return "redirect";
+	case QPOL_CTX_REQUEST:
+		return "requested target";
+	default:
+		return "qube";
+	}
+}
+
+__attribute__((format(printf, 2, 3)))
+static int tok_fail(char **ret_msg, const char *fmt, ...)
+{
+	char *msg = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	*ret_msg = msg;
+	return -EINVAL;
+}
+
+int qpol_token_parse(const char *text, unsigned ctx, struct qpol_token *ret, char **ret_msg)
+{
+	struct qpol_token tok = { .kind = QPOL_TOK_NAME, .value = NULL };
+
+	if (text[0] == '\0')
+		return tok_fail(ret_msg, "invalid empty %s token", ctx_name(ctx));
+
+	if (text[0] != '@' && strcmp(text, "*") != 0) {
+		/* Qubes 4.2 reads "dom0" as an alias of @adminvm everywhere. */
+		if (strcmp(text, "dom0") == 0) {
+			ret->kind = QPOL_TOK_ADMINVM;
+			ret->value = NULL;
+			return 0;
+		}
+		tok.value = strdup(text);
+		if (!tok.value)
+			return -ENOMEM;
+		*ret = tok;
+		return 0;
+	}
+
+	for (size_t i = 0; i < sizeof(tok_exacts) / sizeof(tok_exacts[0]); i++) {
+		if (!(tok_exacts[i].ctx & ctx))
+			continue;
+		if (strcmp(text, tok_exacts[i].text) == 0) {
+			ret->kind = tok_exacts[i].kind;
+			ret->value = NULL;
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < sizeof(tok_prefixes) / sizeof(tok_prefixes[0]); i++) {
+		const struct tok_prefix *p = &tok_prefixes[i];
+		size_t plen = strlen(p->prefix);
+		if (!(p->ctx & ctx) || strncmp(text, p->prefix, plen) != 0)
+			continue;
+		const char *value = text + plen;
+		if (value[0] == '\0')
+			return tok_fail(ret_msg, "invalid empty %s token: %s", p->prefix, text);
+		if (value[0] == '@')
+			continue;
+		tok.kind = p->kind;
+		tok.value = strdup(value);
+		if (!tok.value)
+			return -ENOMEM;
+		*ret = tok;
+		return 0;
+	}
+	return tok_fail(ret_msg, "invalid %s token: %s", ctx_name(ctx), text);
+}
+
+void qpol_token_finish(struct qpol_token *tok)
+{
+	if (!tok)
+		return;
+	free(tok->value);
+	tok->value = NULL;
+}
+
+char *qpol_token_to_string(const struct qpol_token *tok)
+{
+	const char *fixed = NULL, *prefix = NULL;
+	char *s = NULL;
+
+	switch (tok->kind) {
+	case QPOL_TOK_NAME:
+		return strdup(tok->value);
+	case QPOL_TOK_WILDCARD:
+		fixed = "*";
+		break;
+	case QPOL_TOK_ANYVM:
+		fixed = "@anyvm";
+		break;
+	case QPOL_TOK_ADMINVM:
+		fixed = "@adminvm";
+		break;
+	case QPOL_TOK_DEFAULT:
+		fixed = "@default";
+		break;
+	case QPOL_TOK_DISPVM:
+		fixed = "@dispvm";
+		break;
+	case QPOL_TOK_DISPVM_NAME:
+		prefix = "@dispvm:";
+		break;
+	case QPOL_TOK_DISPVM_TAG:
+		prefix = "@dispvm:@tag:";
+		break;
+	case QPOL_TOK_TAG:
+		prefix = "@tag:";
+		break;
+	case QPOL_TOK_TYPE:
+		prefix = "@type:";
+		break;
+	}
+	if (fixed)
+		return strdup(fixed);
+	if (asprintf(&s, "%s%s", prefix, tok->value) < 0)
+		return NULL;
+	return s;
+}
+
+bool qpol_is_service_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+bool qpol_is_argument_char(char c)
+{
+	return qpol_is_service_char(c) || c == '+';
+}
+
+bool qpol_is_valid_qube_name(const char *name)
+{
+	size_t len = strlen(name);
+	if (len < 1 || len > 31)
+		return false;
+	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z')))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!qpol_is_service_char(name[i]))
+			return false;
+	return true;
+}
