@@ -1,0 +1,668 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qube-agent: runs in every guest, listens on QRPC_PORT_AGENT for the
+ * broker's SERVICE channel, and runs the requested service from the
+ * service directory with its stdin/stdout/stderr and exit code relayed as
+ * qrpc messages.  One process per connection (fork after accept), so a
+ * slow or stuck connection never holds up another.
+ */
+#include "agent.h"
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
+#define REQUEST_TIMEOUT_MS 60000
+
+static const char *agent_name = "qube-agent";
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+	va_list ap;
+	char line[512];
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\n", agent_name, line);
+}
+
+/* ---- One connection ------------------------------------------------------- */
+
+struct conn {
+	int sock;
+	struct qrpc_state state;
+	/* received, not yet processed; at most one whole message is buffered
+	 * because the socket is read only when the service has taken all
+	 * earlier stdin */
+	uint8_t rbuf[MSG_MAX];
+	size_t rlen;
+	/* stdin data waiting for the service */
+	uint8_t ibuf[QRPC_MAX_DATA];
+	size_t ilen, ioff;
+	/* encoded messages waiting for the socket: room for two */
+	uint8_t wbuf[2 * MSG_MAX];
+	size_t wlen, woff;
+	bool sock_rd_eof;  /* peer sent nothing more (closed or half-closed) */
+	bool sock_broken;  /* writing failed: peer gone */
+	bool stdin_eof;    /* EOF(stdin) received */
+	/* service side */
+	int in_fd, out_fd, err_fd; /* -1 once closed; SOCKET: in_fd == out_fd */
+	bool is_socket;
+	pid_t pid; /* 0 for socket services / none */
+	int pidfd;
+	bool child_done;
+	int exit_code;
+	bool exit_queued;
+};
+
+static int queue_msg(struct conn *c, const struct qrpc_msg *m)
+{
+	size_t len;
+	int r;
+
+	r = qrpc_state_on_send(&c->state, m);
+	if (r < 0)
+		return r;
+	if (c->woff == c->wlen)
+		c->woff = c->wlen = 0;
+	if (sizeof(c->wbuf) - c->wlen < MSG_MAX && c->woff > 0) {
+		memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+		c->wlen -= c->woff;
+		c->woff = 0;
+	}
+	r = qrpc_msg_encode(m, c->wbuf + c->wlen, sizeof(c->wbuf) - c->wlen, &len);
+	if (r < 0)
+		return r;
+	c->wlen += len;
+	return 0;
+}
+
+static int queue_eof(struct conn *c, uint32_t stream)
+{
+	struct qrpc_msg m = { .type = QRPC_MSG_EOF };
+	m.u.eof.stream = stream;
+	return queue_msg(c, &m);
+}
+
+static bool wbuf_has_room(const struct conn *c)
+{
+	/* room for one more full data message after compaction */
+	return sizeof(c->wbuf) - (c->wlen - c->woff) >= MSG_MAX;
+}
+
+static void close_in(struct conn *c)
+{
+	if (c->in_fd < 0)
+		return;
+	if (c->is_socket) {
+		shutdown(c->in_fd, SHUT_WR);
+		if (c->out_fd < 0)
+			close(c->in_fd);
+	} else {
+		close(c->in_fd);
+	}
+	c->in_fd = -1;
+	c->ilen = c->ioff = 0;
+}
+
+static void close_out(struct conn *c)
+{
+	if (c->out_fd < 0)
+		return;
+	if (!c->is_socket || c->in_fd < 0)
+		close(c->out_fd);
+	c->out_fd = -1;
+}
+
+static void close_err(struct conn *c)
+{
+	if (c->err_fd < 0)
+		return;
+	close(c->err_fd);
+	c->err_fd = -1;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Environment of a service: the agent's, minus any QUBE_* it had, plus the
+ * request's four variables. */
+static char **build_env(const struct qagent_request *req)
+{
+	size_t n = 0;
+	while (environ && environ[n])
+		n++;
+	char **env = calloc(n + 5, sizeof(*env));
+	if (!env)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "QUBE_", 5) != 0)
+			env[k++] = environ[i];
+	if (asprintf(&env[k++], "QUBE_REMOTE=%s", req->source) < 0 ||
+	    asprintf(&env[k++], "QUBE_SERVICE=%s", req->service) < 0 ||
+	    asprintf(&env[k++], "QUBE_SERVICE_ARGUMENT=%s", req->argument) < 0 ||
+	    asprintf(&env[k++], "QUBE_REQUESTED_TARGET=%s", req->requested_target) < 0) {
+		/* the process is about to exit; nothing to free carefully */
+		return NULL;
+	}
+	env[k] = NULL;
+	return env;
+}
+
+static int start_exec(struct conn *c, const char *rpc_dir, const struct qagent_service *svc,
+		      const struct qagent_request *req)
+{
+	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
+	char path[PATH_MAX];
+	char **env;
+	int r, n;
+
+	n = snprintf(path, sizeof(path), "%s/%s", rpc_dir, svc->file);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	env = build_env(req);
+	if (!env)
+		return -ENOMEM;
+	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto err_close;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		goto err_close;
+	}
+	if (pid == 0) {
+		/* The service: plain execve, the argument only as argv[1]. */
+		char *argv[3] = { path, req->argument[0] ? (char *)req->argument : NULL, NULL };
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		if (dup2(pin[0], 0) < 0 || dup2(pout[1], 1) < 0 || dup2(perr[1], 2) < 0)
+			_exit(126);
+		execve(path, argv, env);
+		_exit(errno == ENOENT ? QRPC_EXIT_NO_SERVICE : 126);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	c->in_fd = pin[1];
+	c->out_fd = pout[0];
+	c->err_fd = perr[0];
+	c->pid = pid;
+	c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (set_nonblock(c->in_fd) < 0 || set_nonblock(c->out_fd) < 0 || set_nonblock(c->err_fd) < 0)
+		return -errno;
+	return 0;
+err_close:
+	for (int i = 0; i < 2; i++) {
+		if (pin[i] >= 0)
+			close(pin[i]);
+		if (pout[i] >= 0)
+			close(pout[i]);
+		if (perr[i] >= 0)
+			close(perr[i]);
+	}
+	return r;
+}
+
+static int start_socket(struct conn *c, const char *rpc_dir, const struct qagent_service *svc,
+			const struct qagent_request *req)
+{
+	struct sockaddr_un a;
+	char hdr[QAGENT_SOCKET_HEADER_MAX];
+	int fd, r, n;
+
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	n = snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", rpc_dir, svc->file);
+	if (n < 0 || (size_t)n >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	n = qagent_socket_header(req, hdr, sizeof(hdr));
+	if (n < 0)
+		return n;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		r = -errno;
+		goto err_close;
+	}
+	r = qrpc_write_full(fd, hdr, (size_t)n);
+	if (r < 0)
+		goto err_close;
+	r = set_nonblock(fd);
+	if (r < 0)
+		goto err_close;
+	c->is_socket = true;
+	c->in_fd = c->out_fd = fd;
+	c->err_fd = -1;
+	c->child_done = true; /* no process: the stream's end is the service's end */
+	c->exit_code = 0;
+	return 0;
+err_close:
+	close(fd);
+	return r;
+}
+
+/* Consumes complete messages from rbuf while the service can take stdin. */
+static int process_input(struct conn *c)
+{
+	while (c->ioff == c->ilen) {
+		struct qrpc_msg untrusted_msg;
+		size_t used;
+		int r = qrpc_msg_parse(c->rbuf, c->rlen, &untrusted_msg, &used);
+		if (r == -EAGAIN)
+			return 0;
+		if (r < 0)
+			return r;
+		r = qrpc_state_on_recv(&c->state, &untrusted_msg);
+		if (r < 0)
+			return r;
+		if (untrusted_msg.type == QRPC_MSG_STDIN) {
+			/* opaque bytes for the service; dropped once it closed stdin */
+			if (c->in_fd >= 0) {
+				memcpy(c->ibuf, untrusted_msg.u.data.data, untrusted_msg.u.data.len);
+				c->ilen = untrusted_msg.u.data.len;
+				c->ioff = 0;
+			}
+		} else if (untrusted_msg.type == QRPC_MSG_EOF) {
+			c->stdin_eof = true; /* the state machine allows only stdin's */
+		} else {
+			return -EPROTO;
+		}
+		memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+		c->rlen -= used;
+	}
+	return 0;
+}
+
+static void reap(struct conn *c, bool block)
+{
+	int status;
+	if (c->child_done || c->pid <= 0)
+		return;
+	pid_t p = waitpid(c->pid, &status, block ? 0 : WNOHANG);
+	if (p != c->pid)
+		return;
+	c->child_done = true;
+	if (WIFEXITED(status))
+		c->exit_code = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		c->exit_code = 128 + WTERMSIG(status);
+	else
+		c->exit_code = 255;
+	if (c->pidfd >= 0) {
+		close(c->pidfd);
+		c->pidfd = -1;
+	}
+}
+
+/* Relays between the connection and the service until the exit code is out
+ * (or the broker is gone and the service has ended). */
+static int relay(struct conn *c)
+{
+	for (;;) {
+		int r = process_input(c);
+		if (r < 0) {
+			logf_("protocol error from broker: %s", strerror(-r));
+			return r;
+		}
+		/* stdin fully handed over and ended: close the service's stdin */
+		if (c->in_fd >= 0 && c->ioff == c->ilen && (c->stdin_eof || c->sock_rd_eof))
+			close_in(c);
+		if (c->sock_broken) {
+			/* nobody to deliver to: let the service see EOF / EPIPE */
+			close_in(c);
+			close_out(c);
+			close_err(c);
+			c->wlen = c->woff = 0;
+			if (!c->child_done) {
+				reap(c, true);
+			}
+			return -EPIPE;
+		}
+		if (!c->exit_queued && c->out_fd < 0 && c->err_fd < 0 && c->child_done) {
+			struct qrpc_msg m = { .type = QRPC_MSG_EXIT };
+			m.u.exit.code = (uint32_t)c->exit_code;
+			r = queue_msg(c, &m);
+			if (r < 0)
+				return r;
+			c->exit_queued = true;
+		}
+		if (c->exit_queued && c->woff == c->wlen)
+			return 0;
+
+		struct pollfd pfd[5];
+		int n = 0, i_sock = -1, i_in = -1, i_out = -1, i_err = -1, i_pid = -1;
+		short sev = 0;
+		if (!c->sock_rd_eof && c->ioff == c->ilen && c->rlen < sizeof(c->rbuf))
+			sev |= POLLIN;
+		if (c->woff < c->wlen)
+			sev |= POLLOUT;
+		if (sev) {
+			i_sock = n;
+			pfd[n++] = (struct pollfd){ .fd = c->sock, .events = sev };
+		}
+		if (c->in_fd >= 0 && c->ioff < c->ilen) {
+			i_in = n;
+			pfd[n++] = (struct pollfd){ .fd = c->in_fd, .events = POLLOUT };
+		}
+		if (c->out_fd >= 0 && wbuf_has_room(c)) {
+			i_out = n;
+			pfd[n++] = (struct pollfd){ .fd = c->out_fd, .events = POLLIN };
+		}
+		if (c->err_fd >= 0 && wbuf_has_room(c)) {
+			i_err = n;
+			pfd[n++] = (struct pollfd){ .fd = c->err_fd, .events = POLLIN };
+		}
+		if (!c->child_done && c->pidfd >= 0) {
+			i_pid = n;
+			pfd[n++] = (struct pollfd){ .fd = c->pidfd, .events = POLLIN };
+		}
+		/* Without a pidfd, poll for the exit once the pipes are done. */
+		int timeout = (!c->child_done && c->pidfd < 0) ? 100 : -1;
+		if (n == 0 && timeout < 0) {
+			logf_("internal error: nothing to wait for");
+			return -EIO;
+		}
+		if (poll(pfd, (nfds_t)n, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (timeout >= 0)
+			reap(c, false);
+
+		if (i_sock >= 0 && (pfd[i_sock].revents & (POLLOUT | POLLERR | POLLHUP)) &&
+		    c->woff < c->wlen) {
+			ssize_t w = send(c->sock, c->wbuf + c->woff, c->wlen - c->woff,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w > 0)
+				c->woff += (size_t)w;
+			else if (w < 0 && errno != EAGAIN && errno != EINTR)
+				c->sock_broken = true;
+		}
+		if (i_sock >= 0 && (pfd[i_sock].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    (sev & POLLIN)) {
+			ssize_t got = recv(c->sock, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen,
+					   MSG_DONTWAIT);
+			if (got > 0)
+				c->rlen += (size_t)got;
+			else if (got == 0)
+				c->sock_rd_eof = true;
+			else if (errno != EAGAIN && errno != EINTR)
+				c->sock_rd_eof = c->sock_broken = true;
+		}
+		if (i_in >= 0 && pfd[i_in].revents) {
+			ssize_t w = write(c->in_fd, c->ibuf + c->ioff, c->ilen - c->ioff);
+			if (w > 0) {
+				c->ioff += (size_t)w;
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				/* the service closed its stdin: drop the rest */
+				close_in(c);
+			}
+		}
+		int fds[2] = { i_out, i_err };
+		for (int k = 0; k < 2; k++) {
+			int idx = fds[k];
+			int *fdp = k == 0 ? &c->out_fd : &c->err_fd;
+			if (idx < 0 || !pfd[idx].revents || *fdp < 0 || !wbuf_has_room(c))
+				continue;
+			uint8_t data[QRPC_MAX_DATA];
+			ssize_t got = read(*fdp, data, sizeof(data));
+			if (got < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (got <= 0) {
+				if (k == 0)
+					close_out(c);
+				else
+					close_err(c);
+				r = queue_eof(c, k == 0 ? QRPC_STREAM_STDOUT : QRPC_STREAM_STDERR);
+				if (r < 0)
+					return r;
+				continue;
+			}
+			struct qrpc_msg m = { .type = k == 0 ? QRPC_MSG_STDOUT : QRPC_MSG_STDERR };
+			m.u.data.data = data;
+			m.u.data.len = (uint32_t)got;
+			r = queue_msg(c, &m);
+			if (r < 0)
+				return r;
+		}
+		if (i_pid >= 0 && pfd[i_pid].revents)
+			reap(c, false);
+	}
+}
+
+/* Sends HELLO, reads HELLO + SERVICE_START within REQUEST_TIMEOUT_MS. */
+static int read_request(struct conn *c, struct qagent_request *req)
+{
+	struct qrpc_msg hello = { .type = QRPC_MSG_HELLO };
+	size_t used;
+	int r;
+
+	hello.u.hello.version_min = QRPC_PROTOCOL_VERSION_MIN;
+	hello.u.hello.version_max = QRPC_PROTOCOL_VERSION;
+	r = qrpc_write_msg(c->sock, &hello);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = qagent_parse_request(c->rbuf, c->rlen, &c->state, req, &used);
+		if (r != -EAGAIN)
+			break;
+		struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
+		int pr = poll(&pfd, 1, REQUEST_TIMEOUT_MS);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			return pr == 0 ? -ETIMEDOUT : -errno;
+		ssize_t got = recv(c->sock, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, MSG_DONTWAIT);
+		if (got < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			return -ECONNRESET;
+		c->rlen += (size_t)got;
+	}
+	if (r < 0)
+		return r;
+	memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+	c->rlen -= used;
+	return 0;
+}
+
+static int handle_connection(int sock, const char *rpc_dir, int rpc_dir_fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	struct qagent_request req;
+	struct qagent_service svc;
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->sock = sock;
+	c->in_fd = c->out_fd = c->err_fd = c->pidfd = -1;
+	r = set_nonblock(sock);
+	if (r < 0)
+		goto out;
+	r = read_request(c, &req);
+	if (r < 0) {
+		logf_("bad request from broker: %s", strerror(-r));
+		goto out;
+	}
+	r = rpc_dir_fd < 0 ? -ENOENT : qagent_resolve_service(rpc_dir_fd, &req, &svc);
+	if (r == 0) {
+		r = svc.kind == QAGENT_SERVICE_SOCKET ? start_socket(c, rpc_dir, &svc, &req)
+						       : start_exec(c, rpc_dir, &svc, &req);
+		if (r < 0) {
+			logf_("%s+%s from %s: cannot start %s: %s", req.service, req.argument,
+			      req.source, svc.file, strerror(-r));
+			c->child_done = true;
+			c->exit_code = 126; /* exists, cannot be started */
+		}
+	} else {
+		logf_("%s+%s from %s: no such service", req.service, req.argument, req.source);
+		c->child_done = true;
+		c->exit_code = QRPC_EXIT_NO_SERVICE;
+	}
+	if (c->child_done && c->out_fd < 0) {
+		/* nothing runs: both output streams end at once */
+		if ((r = queue_eof(c, QRPC_STREAM_STDOUT)) < 0 ||
+		    (r = queue_eof(c, QRPC_STREAM_STDERR)) < 0)
+			goto out;
+	} else if (c->is_socket) {
+		r = queue_eof(c, QRPC_STREAM_STDERR);
+		if (r < 0)
+			goto out;
+	}
+	r = relay(c);
+out:
+	close_in(c);
+	close_out(c);
+	close_err(c);
+	reap(c, true);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	free(c);
+	return r;
+}
+
+/* ---- Main ----------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: qube-agent [--transport vsock|unix:DIR] [--rpc-dir DIR] [--name NAME]\n"
+		"Runs RPC services for the broker: listens on vsock port %u (or, with\n"
+		"unix:DIR, on DIR/vsock answering \"CONNECT %u\"), runs services from\n"
+		"--rpc-dir (default %s).\n",
+		QRPC_PORT_AGENT, QRPC_PORT_AGENT, QUBE_RPC_DIR);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "transport", required_argument, NULL, 't' },
+		{ "rpc-dir", required_argument, NULL, 'r' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *transport = "vsock", *rpc_dir = QUBE_RPC_DIR;
+	static char name_buf[64];
+	struct qrpc_transport t;
+	int o, lfd, r;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 't':
+			transport = optarg;
+			break;
+		case 'r':
+			rpc_dir = optarg;
+			break;
+		case 'n':
+			if (!qrpc_qube_name_is_valid(optarg)) {
+				fprintf(stderr, "qube-agent: --name: invalid qube name '%s'\n", optarg);
+				return 2;
+			}
+			snprintf(name_buf, sizeof(name_buf), "qube-agent[%s]", optarg);
+			agent_name = name_buf;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	r = qrpc_transport_parse(transport, &t);
+	if (r < 0) {
+		fprintf(stderr, "qube-agent: --transport: invalid transport '%s' (want vsock or unix:DIR)\n",
+			transport);
+		return 2;
+	}
+
+	/* Handler processes are reaped by the kernel; each handler restores
+	 * SIGCHLD before it starts its service. */
+	struct sigaction sa = { .sa_handler = SIG_IGN };
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+
+	lfd = qrpc_guest_listen(&t, QRPC_PORT_AGENT);
+	if (lfd < 0) {
+		logf_("cannot listen (%s): %s", transport, strerror(-lfd));
+		return 1;
+	}
+	logf_("listening (%s), services in %s", transport, rpc_dir);
+
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				logf_("accept: %s", strerror(errno));
+				poll(NULL, 0, 100); /* resource exhaustion: back off briefly */
+				continue;
+			}
+			logf_("accept: %s", strerror(errno));
+			return 1;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			logf_("fork: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (pid == 0) {
+			close(lfd);
+			signal(SIGCHLD, SIG_DFL);
+			if (t.kind == QRPC_TRANSPORT_UNIX) {
+				r = qrpc_guest_answer_connect(fd, QRPC_PORT_AGENT);
+				if (r < 0) {
+					logf_("bad CONNECT handshake: %s", strerror(-r));
+					_exit(1);
+				}
+			}
+			/* The directory is opened per connection so that services
+			 * installed after the agent started are found. */
+			int dfd = open(rpc_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+			r = handle_connection(fd, rpc_dir, dfd);
+			_exit(r < 0 ? 1 : 0);
+		}
+		close(fd);
+	}
+}
