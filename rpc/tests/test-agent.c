@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qube-agent tests: this program plays the broker over the unix transport
+ * against a real qube-agent process (argv[1]) serving a temporary service
+ * directory of real executables and a real unix-socket service.
+ */
+#include "qrpc.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "check.h"
+#include "testlib.h"
+
+static char *dir, *rpc_dir;
+static struct qrpc_transport tr;
+
+#define TIMEOUT_MS 60000
+
+struct result {
+	uint8_t *out, *err;
+	size_t out_len, err_len;
+	int exit_code; /* -1 until EXIT */
+	int rc;        /* 0: EXIT received; negative: how it ended otherwise */
+	int n_msgs;
+};
+
+static void result_free(struct result *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+static void append(uint8_t **buf, size_t *len, const uint8_t *p, size_t n)
+{
+	uint8_t *nb = realloc(*buf, *len + n + 1);
+	if (!nb)
+		tl_die("realloc");
+	memcpy(nb + *len, p, n);
+	*len += n;
+	nb[*len] = 0;
+	*buf = nb;
+}
+
+enum {
+	SEND_EOF = 1,     /* EOF(stdin) after the data */
+	HALF_CLOSE = 2,   /* shutdown(SHUT_WR) after the data instead */
+	CLOSE_EARLY = 4,  /* close the connection after the first output */
+	NO_STDIN_END = 8, /* neither: the caller keeps the connection (returns fd) */
+};
+
+static int connect_hello(struct qrpc_state *st)
+{
+	uint8_t buf[QRPC_HEADER_SIZE + QRPC_MAX_PAYLOAD];
+	struct qrpc_msg m = { .type = QRPC_MSG_HELLO };
+	int fd = qrpc_host_connect_guest(&tr, QRPC_PORT_AGENT);
+	if (fd < 0)
+		return fd;
+	qrpc_state_init(st, QRPC_CHANNEL_SERVICE, QRPC_SIDE_CLIENT);
+	m.u.hello.version_min = 1;
+	m.u.hello.version_max = 1;
+	int r;
+	if ((r = qrpc_state_on_send(st, &m)) < 0 || (r = qrpc_write_msg(fd, &m)) < 0 ||
+	    (r = qrpc_read_msg(fd, buf, sizeof(buf), &m)) < 0 || (r = qrpc_state_on_recv(st, &m)) < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int send_start(int fd, struct qrpc_state *st, const char *service, const char *arg)
+{
+	struct qrpc_msg m = { .type = QRPC_MSG_SERVICE_START };
+	snprintf(m.u.service_start.source, sizeof(m.u.service_start.source), "work");
+	snprintf(m.u.service_start.service, sizeof(m.u.service_start.service), "%s", service);
+	snprintf(m.u.service_start.argument, sizeof(m.u.service_start.argument), "%s", arg);
+	snprintf(m.u.service_start.requested_target, sizeof(m.u.service_start.requested_target),
+		 "@default");
+	int r = qrpc_state_on_send(st, &m);
+	return r < 0 ? r : qrpc_write_msg(fd, &m);
+}
+
+/* Streams IN to the service and collects everything until EXIT, with
+ * sending and receiving interleaved (neither side may block the other). */
+static void stream(int fd, struct qrpc_state *st, const void *in_v, size_t in_len, int mode,
+		   struct result *res)
+{
+	const uint8_t *in = in_v;
+	static uint8_t rbuf[2 * (QRPC_HEADER_SIZE + QRPC_MAX_PAYLOAD)];
+	static uint8_t wbuf[QRPC_HEADER_SIZE + QRPC_MAX_PAYLOAD];
+	size_t rlen = 0, wlen = 0, woff = 0, in_off = 0;
+	bool eof_done = (mode & (SEND_EOF | HALF_CLOSE)) == 0;
+	long long end = tl_now_ms() + TIMEOUT_MS;
+
+	res->exit_code = -1;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	for (;;) {
+		/* next outgoing message */
+		if (woff == wlen && (in_off < in_len || !eof_done)) {
+			struct qrpc_msg m;
+			if (in_off < in_len) {
+				size_t n = in_len - in_off;
+				if (n > QRPC_MAX_DATA)
+					n = QRPC_MAX_DATA;
+				m = (struct qrpc_msg){ .type = QRPC_MSG_STDIN };
+				m.u.data.data = in + in_off;
+				m.u.data.len = (uint32_t)n;
+				in_off += n;
+			} else if (mode & HALF_CLOSE) {
+				shutdown(fd, SHUT_WR);
+				eof_done = true;
+				continue;
+			} else {
+				m = (struct qrpc_msg){ .type = QRPC_MSG_EOF };
+				m.u.eof.stream = QRPC_STREAM_STDIN;
+				eof_done = true;
+			}
+			if (qrpc_state_on_send(st, &m) < 0) {
+				wlen = woff = 0; /* the service already ended */
+				in_off = in_len;
+				eof_done = true;
+			} else if (qrpc_msg_encode(&m, wbuf, sizeof(wbuf), &wlen) < 0) {
+				res->rc = -EINVAL;
+				return;
+			} else {
+				woff = 0;
+			}
+		}
+		struct pollfd pfd = { .fd = fd, .events = POLLIN | (woff < wlen ? POLLOUT : 0) };
+		long long left = end - tl_now_ms();
+		if (left <= 0) {
+			res->rc = -ETIMEDOUT;
+			return;
+		}
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
+			res->rc = -errno;
+			return;
+		}
+		if ((pfd.revents & POLLOUT) && woff < wlen) {
+			ssize_t w = send(fd, wbuf + woff, wlen - woff, MSG_NOSIGNAL);
+			if (w > 0)
+				woff += (size_t)w;
+			else if (w < 0 && errno != EAGAIN) {
+				woff = wlen = 0;
+				in_off = in_len;
+				eof_done = true;
+			}
+		}
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t got = recv(fd, rbuf + rlen, sizeof(rbuf) - rlen, 0);
+			if (got == 0 || (got < 0 && errno != EAGAIN)) {
+				res->rc = -ECONNRESET;
+				return;
+			}
+			if (got > 0)
+				rlen += (size_t)got;
+			for (;;) {
+				struct qrpc_msg m;
+				size_t used;
+				int r = qrpc_msg_parse(rbuf, rlen, &m, &used);
+				if (r == -EAGAIN)
+					break;
+				if (r == 0)
+					r = qrpc_state_on_recv(st, &m);
+				if (r < 0) {
+					res->rc = r;
+					return;
+				}
+				res->n_msgs++;
+				if (m.type == QRPC_MSG_STDOUT)
+					append(&res->out, &res->out_len, m.u.data.data, m.u.data.len);
+				else if (m.type == QRPC_MSG_STDERR)
+					append(&res->err, &res->err_len, m.u.data.data, m.u.data.len);
+				else if (m.type == QRPC_MSG_EXIT)
+					res->exit_code = (int)m.u.exit.code;
+				memmove(rbuf, rbuf + used, rlen - used);
+				rlen -= used;
+				if (res->exit_code >= 0) {
+					res->rc = 0;
+					return;
+				}
+				if ((mode & CLOSE_EARLY) && res->out_len > 0) {
+					res->rc = -ECANCELED;
+					return;
+				}
+			}
+		}
+	}
+}
+
+static void run(const char *service, const char *arg, const void *in, size_t in_len, int mode,
+		struct result *res)
+{
+	struct qrpc_state st;
+	memset(res, 0, sizeof(*res));
+	int fd = connect_hello(&st);
+	if (fd < 0) {
+		res->rc = fd;
+		return;
+	}
+	int r = send_start(fd, &st, service, arg);
+	if (r < 0) {
+		res->rc = r;
+		close(fd);
+		return;
+	}
+	stream(fd, &st, in, in_len, mode, res);
+	close(fd);
+}
+
+static char *rpc_path(const char *name)
+{
+	char *p;
+	if (asprintf(&p, "%s/%s", rpc_dir, name) < 0)
+		tl_die("asprintf");
+	return p;
+}
+
+static void setup_services(void)
+{
+	tl_write_file(rpc_dir, "echo",
+		      "#!/bin/sh\n"
+		      "printf 'argc=%s arg1=%s remote=%s service=%s argument=%s target=%s\\n' \\\n"
+		      "  \"$#\" \"$1\" \"$QUBE_REMOTE\" \"$QUBE_SERVICE\" \"$QUBE_SERVICE_ARGUMENT\" "
+		      "\"$QUBE_REQUESTED_TARGET\"\n"
+		      "cat\n"
+		      "echo to-stderr >&2\n"
+		      "exit 7\n",
+		      0755);
+	tl_write_file(rpc_dir, "over", "#!/bin/sh\necho generic\n", 0755);
+	tl_write_file(rpc_dir, "over+special", "#!/bin/sh\necho special\n", 0755);
+	tl_write_file(rpc_dir, "cat", "#!/bin/sh\nexec cat\n", 0755);
+	tl_write_file(rpc_dir, "ignore", "#!/bin/sh\necho ignored\nexit 3\n", 0755);
+	tl_write_file(rpc_dir, "killed", "#!/bin/sh\nkill -9 $$\n", 0755);
+	tl_write_file(rpc_dir, "noexec", "#!/bin/sh\necho never\n", 0644);
+	char *s;
+	if (asprintf(&s, "#!/bin/sh\necho $$ > %s/forever.pid\nexec yes\n", dir) < 0)
+		tl_die("asprintf");
+	tl_write_file(rpc_dir, "forever", s, 0755);
+	free(s);
+	if (asprintf(&s, "#!/bin/sh\necho $$ > %s/block.pid\nexec cat\n", dir) < 0)
+		tl_die("asprintf");
+	tl_write_file(rpc_dir, "block", s, 0755);
+	free(s);
+	s = rpc_path("adir");
+	mkdir(s, 0755); /* a directory is not a service */
+	free(s);
+}
+
+/* A unix-socket service: answers one connection with the header line it
+ * got, then the stream upper-cased, then closes. */
+static pid_t start_socket_service(void)
+{
+	char *p = rpc_path("sock");
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(p) >= sizeof(a.sun_path))
+		tl_die("socket path too long");
+	memcpy(a.sun_path, p, strlen(p) + 1);
+	free(p);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4) < 0)
+		tl_die("socket service");
+	pid_t pid = fork();
+	if (pid < 0)
+		tl_die("fork");
+	if (pid == 0) {
+		int fd = accept(lfd, NULL, NULL);
+		char line[256];
+		size_t n = 0;
+		while (n < sizeof(line) - 1 && read(fd, line + n, 1) == 1 && line[n] != '\n')
+			n++;
+		line[n] = 0;
+		dprintf(fd, "hdr=[%s]\n", line);
+		char b[4096];
+		ssize_t got;
+		while ((got = read(fd, b, sizeof(b))) > 0) {
+			for (ssize_t i = 0; i < got; i++)
+				if (b[i] >= 'a' && b[i] <= 'z')
+					b[i] = (char)(b[i] - 32);
+			if (write(fd, b, (size_t)got) != got)
+				_exit(1);
+		}
+		close(fd);
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+static pid_t read_pid_file(const char *name)
+{
+	char *p;
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		tl_die("asprintf");
+	long long end = tl_now_ms() + TIMEOUT_MS;
+	pid_t pid = 0;
+	while (tl_now_ms() < end) {
+		char *t = tl_read_file(p, NULL);
+		if (t && strchr(t, '\n'))
+			pid = (pid_t)atoi(t);
+		free(t);
+		if (pid > 0)
+			break;
+		poll(NULL, 0, 10);
+	}
+	free(p);
+	return pid;
+}
+
+static void test_basic(void)
+{
+	struct result r;
+
+	/* found: argv, environment, stdin through, stderr, exit code */
+	run("echo", "xyz", "line1\nline2\n", 12, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 7);
+	CHECK_STR((char *)r.out, "argc=1 arg1=xyz remote=work service=echo argument=xyz "
+				 "target=@default\nline1\nline2\n");
+	CHECK_STR((char *)r.err, "to-stderr\n");
+	result_free(&r);
+
+	/* no argument: no argv[1], empty QUBE_SERVICE_ARGUMENT */
+	run("echo", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 7);
+	CHECK_STR((char *)r.out, "argc=0 arg1= remote=work service=echo argument= target=@default\n");
+	result_free(&r);
+
+	/* not found: EOF, EOF, EXIT 127 and nothing else */
+	run("missing", "", "x", 1, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 127);
+	CHECK_INT(r.out_len, 0);
+	CHECK_INT(r.err_len, 0);
+	CHECK_INT(r.n_msgs, 3);
+	result_free(&r);
+	run("adir", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.exit_code, 127);
+	result_free(&r);
+	/* "echo+" is not "echo": the argument is part of the lookup only */
+	run("missing", "echo", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.exit_code, 127);
+	result_free(&r);
+
+	/* SERVICE+ARG overrides SERVICE */
+	run("over", "special", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.exit_code, 0);
+	CHECK_STR((char *)r.out, "special\n");
+	result_free(&r);
+	run("over", "other", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.exit_code, 0);
+	CHECK_STR((char *)r.out, "generic\n");
+	result_free(&r);
+	run("over", "", NULL, 0, SEND_EOF, &r);
+	CHECK_STR((char *)r.out, "generic\n");
+	result_free(&r);
+
+	/* exists but cannot run; killed by a signal */
+	run("noexec", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 126);
+	CHECK_INT(r.out_len, 0);
+	result_free(&r);
+	run("killed", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 128 + 9);
+	result_free(&r);
+}
+
+static void test_streams(void)
+{
+	struct result r;
+	size_t big_len = 4u << 20; /* 4 MiB each way, more than any buffer */
+	uint8_t *big = malloc(big_len);
+	if (!big)
+		tl_die("malloc");
+	for (size_t i = 0; i < big_len; i++)
+		big[i] = (uint8_t)(i * 131 + (i >> 12));
+
+	run("cat", "", big, big_len, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 0);
+	CHECK_INT(r.out_len, big_len);
+	CHECK(r.out_len == big_len && memcmp(r.out, big, big_len) == 0);
+	result_free(&r);
+
+	/* the connection's write side closing also ends the service's stdin */
+	run("cat", "", "half", 4, HALF_CLOSE, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 0);
+	CHECK_STR((char *)r.out, "half");
+	result_free(&r);
+
+	/* a service that never reads stdin: the agent drops it, still sends
+	 * the output and the exit code */
+	run("ignore", "", big, big_len, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 3);
+	CHECK_STR((char *)r.out, "ignored\n");
+	result_free(&r);
+	free(big);
+
+	/* the caller goes away while the service writes forever: the service
+	 * gets EPIPE/SIGPIPE and is reaped */
+	run("forever", "", NULL, 0, CLOSE_EARLY, &r);
+	CHECK_INT(r.rc, -ECANCELED);
+	result_free(&r);
+	pid_t pid = read_pid_file("forever.pid");
+	CHECK(pid > 0);
+	if (pid > 0) {
+		bool gone = tl_wait_gone(pid, TIMEOUT_MS);
+		CHECK(gone);
+		if (!gone)
+			kill(pid, SIGKILL);
+	}
+}
+
+static void test_socket_service(void)
+{
+	struct result r;
+	pid_t srv = start_socket_service();
+	run("sock", "arg1", "hello socket\n", 13, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 0);
+	CHECK_STR((char *)r.out, "hdr=[work sock+arg1 @default]\nHELLO SOCKET\n");
+	CHECK_INT(r.err_len, 0);
+	result_free(&r);
+	CHECK_INT(tl_wait_pid(srv, TIMEOUT_MS), 0);
+	/* nobody listens on the socket any more */
+	run("sock", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 126);
+	result_free(&r);
+}
+
+/* One connection that stays open must not hold up another. */
+static void test_concurrent(void)
+{
+	struct qrpc_state st_a;
+	struct result r;
+	int a = connect_hello(&st_a);
+	CHECK(a >= 0);
+	if (a < 0)
+		return;
+	CHECK_INT(send_start(a, &st_a, "block", ""), 0);
+	pid_t pid = read_pid_file("block.pid");
+	CHECK(pid > 0);
+	run("echo", "b", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 7);
+	result_free(&r);
+	/* now finish the first one */
+	memset(&r, 0, sizeof(r));
+	stream(a, &st_a, "first", 5, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 0);
+	CHECK_STR((char *)r.out, "first");
+	result_free(&r);
+	close(a);
+}
+
+/* Bad requests end their connection after the agent's HELLO, and the agent
+ * keeps serving. */
+static void expect_closed(const uint8_t *bytes, size_t len, const char *what)
+{
+	uint8_t buf[QRPC_HEADER_SIZE + QRPC_MAX_PAYLOAD];
+	struct qrpc_msg m;
+	int fd = qrpc_host_connect_guest(&tr, QRPC_PORT_AGENT);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK_INT(qrpc_write_full(fd, bytes, len), 0);
+	CHECK_INT(qrpc_read_msg(fd, buf, sizeof(buf), &m), 0);
+	CHECK_INT(m.type, QRPC_MSG_HELLO);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	CHECK_INT(poll(&pfd, 1, TIMEOUT_MS), 1);
+	int r = qrpc_read_msg(fd, buf, sizeof(buf), &m);
+	if (r != -EPIPE && r != -ECONNRESET)
+		fprintf(stderr, "  %s: expected the connection closed, got %d (type %u)\n", what, r,
+			m.type);
+	CHECK(r == -EPIPE || r == -ECONNRESET);
+	close(fd);
+}
+
+static void test_bad_requests(void)
+{
+	static const uint8_t hello_v1[] = { 1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 };
+	static const uint8_t hello_v2[] = { 1, 0, 0, 0, 8, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0 };
+	uint8_t b[256];
+	size_t n;
+
+	expect_closed(hello_v2, sizeof(hello_v2), "version mismatch");
+	/* a CALL_REQUEST on the SERVICE channel */
+	memcpy(b, hello_v1, 16);
+	static const uint8_t req[] = { 0x10, 0, 0, 0, 5, 0, 0, 0, 1, 'w', 1, 's', 0 };
+	memcpy(b + 16, req, sizeof(req));
+	expect_closed(b, 16 + sizeof(req), "call request");
+	/* SERVICE_START with "../x" smuggled into the service name */
+	static const uint8_t ss[] = { 0x20, 0, 0, 0, 16, 0, 0, 0, 4, 'w', 'o', 'r', 'k',
+				      4, '.', '.', '/', 'x', 0, 4, 'w', 'o', 'r', 'k' };
+	memcpy(b + 16, ss, sizeof(ss));
+	n = 16 + sizeof(ss);
+	expect_closed(b, n, "path in service name");
+	/* stdin before SERVICE_START */
+	static const uint8_t in[] = { 0x30, 0, 0, 0, 1, 0, 0, 0, 'x' };
+	memcpy(b + 16, in, sizeof(in));
+	expect_closed(b, 16 + sizeof(in), "stdin first");
+	/* oversized header */
+	static const uint8_t huge[] = { 0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f };
+	memcpy(b + 16, huge, sizeof(huge));
+	expect_closed(b, 16 + sizeof(huge), "oversized");
+	/* no HELLO first */
+	expect_closed(in, sizeof(in), "no hello");
+
+	/* and the agent still works */
+	struct result r;
+	run("over", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_STR((char *)r.out, "generic\n");
+	result_free(&r);
+}
+
+static bool wait_for_log(const char *path, const char *needle, int timeout_ms)
+{
+	long long end = tl_now_ms() + timeout_ms;
+	while (tl_now_ms() < end) {
+		char *t = tl_read_file(path, NULL);
+		bool found = t && strstr(t, needle);
+		free(t);
+		if (found)
+			return true;
+		poll(NULL, 0, 10);
+	}
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: test-agent PATH-TO-qube-agent\n");
+		return 99;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	dir = tl_mkdtemp("qrpc-ag");
+	if (asprintf(&rpc_dir, "%s/rpc", dir) < 0 || mkdir(rpc_dir, 0755) < 0)
+		tl_die("rpc dir");
+	char *spec, *log;
+	if (asprintf(&spec, "unix:%s", dir) < 0 || qrpc_transport_parse(spec, &tr) < 0 ||
+	    asprintf(&log, "%s/agent.log", dir) < 0)
+		tl_die("transport");
+	setup_services();
+
+	/* A QUBE_* variable in the agent's environment must not reach services. */
+	setenv("QUBE_REMOTE", "forged", 1);
+	char *agent_argv[] = { argv[1], "--transport", spec, "--rpc-dir", rpc_dir, "--name", "testvm",
+			       NULL };
+	pid_t agent = tl_spawn(agent_argv, NULL, NULL, log);
+	unsetenv("QUBE_REMOTE");
+	if (!wait_for_log(log, "listening", TIMEOUT_MS)) {
+		fprintf(stderr, "qube-agent did not start\n");
+		kill(agent, SIGKILL);
+		return 99;
+	}
+
+	test_basic();
+	test_streams();
+	test_socket_service();
+	test_concurrent();
+	test_bad_requests();
+
+	kill(agent, SIGTERM);
+	tl_wait_pid(agent, TIMEOUT_MS);
+	if (check_failures) {
+		char *t = tl_read_file(log, NULL);
+		fprintf(stderr, "--- agent log ---\n%s", t ? t : "");
+		free(t);
+	}
+	tl_rm_rf(dir);
+	free(spec);
+	free(log);
+	free(rpc_dir);
+	free(dir);
+	return check_exit_code("test-agent");
+}
