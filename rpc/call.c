@@ -330,9 +330,9 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 
-	struct call *c = calloc(1, sizeof(*c));
-	if (!c)
-		return fail(QRPC_EXIT_RPC_FAILED, "%s", "out of memory");
+	/* one call per process: static storage, released at exit */
+	static struct call call_storage;
+	struct call *c = &call_storage;
 	qrpc_state_init(&c->state, QRPC_CHANNEL_CALL, QRPC_SIDE_CLIENT);
 	c->in_fd = STDIN_FILENO;
 	c->out_fd = STDOUT_FILENO;

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qube-call tests: a real qube-call process (argv[1]) against a small fake
+ * broker in this program, over the unix transport.  The fake broker speaks
+ * the CALL channel with libqrpc and answers each scenario scripted.
+ */
+#include "qrpc.h"
+
+#include <sys/socket.h>
+
+#include "check.h"
+#include "testlib.h"
+
+#define TIMEOUT_MS 60000
+
+static char *dir, *spec, *qube_call;
+static struct qrpc_transport tr;
+static int lfd;
+static uint8_t buf[QRPC_HEADER_SIZE + QRPC_MAX_PAYLOAD];
+
+struct broker {
+	int fd;
+	struct qrpc_state st;
+	struct qrpc_msg req;
+	uint8_t *in; /* stdin received */
+	size_t in_len;
+};
+
+static int b_send(struct broker *b, struct qrpc_msg m)
+{
+	int r = qrpc_state_on_send(&b->st, &m);
+	return r < 0 ? r : qrpc_write_msg(b->fd, &m);
+}
+
+static int b_recv(struct broker *b, struct qrpc_msg *m)
+{
+	int r = qrpc_read_msg(b->fd, buf, sizeof(buf), m);
+	return r < 0 ? r : qrpc_state_on_recv(&b->st, m);
+}
+
+/* Accepts qube-call's connection and does HELLO + CALL_REQUEST. */
+static int b_accept(struct broker *b)
+{
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+	struct qrpc_msg m;
+	memset(b, 0, sizeof(*b));
+	if (poll(&pfd, 1, TIMEOUT_MS) != 1)
+		return -ETIMEDOUT;
+	b->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (b->fd < 0)
+		return -errno;
+	qrpc_state_init(&b->st, QRPC_CHANNEL_CALL, QRPC_SIDE_SERVER);
+	m = (struct qrpc_msg){ .type = QRPC_MSG_HELLO };
+	m.u.hello.version_min = m.u.hello.version_max = 1;
+	int r;
+	if ((r = b_send(b, m)) < 0 || (r = b_recv(b, &m)) < 0 || (r = b_recv(b, &b->req)) < 0)
+		return r;
+	return b->req.type == QRPC_MSG_CALL_REQUEST ? 0 : -EPROTO;
+}
+
+static int b_result(struct broker *b, uint32_t status)
+{
+	struct qrpc_msg m = { .type = QRPC_MSG_CALL_RESULT };
+	m.u.call_result.status = status;
+	m.u.call_result.exit_code = status == QRPC_CALL_ALLOWED   ? 0
+				    : status == QRPC_CALL_REFUSED ? QRPC_EXIT_REFUSED
+								  : QRPC_EXIT_RPC_FAILED;
+	return b_send(b, m);
+}
+
+/* Reads STDIN messages until EOF(stdin). */
+static int b_read_stdin(struct broker *b)
+{
+	struct qrpc_msg m;
+	for (;;) {
+		int r = b_recv(b, &m);
+		if (r < 0)
+			return r;
+		if (m.type == QRPC_MSG_EOF)
+			return 0;
+		uint8_t *nb = realloc(b->in, b->in_len + m.u.data.len + 1);
+		if (!nb)
+			tl_die("realloc");
+		memcpy(nb + b->in_len, m.u.data.data, m.u.data.len);
+		b->in_len += m.u.data.len;
+		nb[b->in_len] = 0;
+		b->in = nb;
+	}
+}
+
+static int b_data(struct broker *b, uint32_t type, const void *p, size_t len)
+{
+	while (len > 0) {
+		size_t n = len > QRPC_MAX_DATA ? QRPC_MAX_DATA : len;
+		struct qrpc_msg m = { .type = type };
+		m.u.data.data = p;
+		m.u.data.len = (uint32_t)n;
+		int r = b_send(b, m);
+		if (r < 0)
+			return r;
+		p = (const uint8_t *)p + n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int b_finish(struct broker *b, uint32_t code)
+{
+	struct qrpc_msg m = { .type = QRPC_MSG_EOF };
+	int r;
+	m.u.eof.stream = QRPC_STREAM_STDOUT;
+	if (!(b->st.eof_tx & (1u << QRPC_STREAM_STDOUT)) && (r = b_send(b, m)) < 0)
+		return r;
+	m.u.eof.stream = QRPC_STREAM_STDERR;
+	if ((r = b_send(b, m)) < 0)
+		return r;
+	m = (struct qrpc_msg){ .type = QRPC_MSG_EXIT };
+	m.u.exit.code = code;
+	return b_send(b, m);
+}
+
+static void b_close(struct broker *b)
+{
+	if (b->fd > 0)
+		close(b->fd);
+	free(b->in);
+	memset(b, 0, sizeof(*b));
+}
+
+struct run {
+	pid_t pid;
+	char out_path[256], err_path[256], in_path[256];
+};
+
+/* Starts qube-call with ARGS (NULL-terminated, after the transport option)
+ * and stdin from a file holding IN. */
+static void start(struct run *rn, const void *in, size_t in_len, const char *const *args)
+{
+	char *argv[32];
+	int n = 0;
+	argv[n++] = qube_call;
+	argv[n++] = "--transport";
+	argv[n++] = spec;
+	for (; *args && n < 31; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	snprintf(rn->in_path, sizeof(rn->in_path), "%s/in", dir);
+	snprintf(rn->out_path, sizeof(rn->out_path), "%s/out", dir);
+	snprintf(rn->err_path, sizeof(rn->err_path), "%s/err", dir);
+	int fd = open(rn->in_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || (in_len && write(fd, in, in_len) != (ssize_t)in_len))
+		tl_die("stdin file");
+	close(fd);
+	rn->pid = tl_spawn(argv, rn->in_path, rn->out_path, rn->err_path);
+}
+
+static char *out_of(struct run *rn, size_t *len)
+{
+	return tl_read_file(rn->out_path, len);
+}
+
+static char *err_of(struct run *rn)
+{
+	return tl_read_file(rn->err_path, NULL);
+}
+
+static void test_refused_failed(void)
+{
+	struct broker b;
+	struct run rn;
+	const char *args[] = { "work", "my.Service+some-arg", NULL };
+
+	start(&rn, "ignored", 7, args);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_STR(b.req.u.call_request.target, "work");
+	CHECK_STR(b.req.u.call_request.service, "my.Service");
+	CHECK_STR(b.req.u.call_request.argument, "some-arg");
+	CHECK_INT(b_result(&b, QRPC_CALL_REFUSED), 0);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 126);
+	char *e = err_of(&rn);
+	CHECK(e && strstr(e, "refused"));
+	free(e);
+	b_close(&b);
+
+	const char *args2[] = { "@dispvm:dvm", "svc", NULL };
+	start(&rn, NULL, 0, args2);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_STR(b.req.u.call_request.target, "@dispvm:dvm");
+	CHECK_STR(b.req.u.call_request.argument, "");
+	CHECK_INT(b_result(&b, QRPC_CALL_FAILED), 0);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 125);
+	b_close(&b);
+}
+
+static void test_allowed(void)
+{
+	struct broker b;
+	struct run rn;
+	const char *args[] = { "@default", "svc+x", NULL };
+	size_t len;
+
+	start(&rn, "local input\n", 12, args);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_INT(b_result(&b, QRPC_CALL_ALLOWED), 0);
+	CHECK_INT(b_read_stdin(&b), 0);
+	CHECK_STR((char *)b.in, "local input\n");
+	CHECK_INT(b_data(&b, QRPC_MSG_STDOUT, "remote out\n", 11), 0);
+	CHECK_INT(b_data(&b, QRPC_MSG_STDERR, "remote err\n", 11), 0);
+	CHECK_INT(b_finish(&b, 42), 0);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 42);
+	char *o = out_of(&rn, &len), *e = err_of(&rn);
+	CHECK_STR(o, "remote out\n");
+	CHECK_STR(e, "remote err\n");
+	free(o);
+	free(e);
+	b_close(&b);
+
+	/* 8 MiB each way: more than any socket or pipe buffer */
+	size_t big_len = 8u << 20;
+	uint8_t *big = malloc(big_len);
+	if (!big)
+		tl_die("malloc");
+	for (size_t i = 0; i < big_len; i++)
+		big[i] = (uint8_t)(i * 7 + (i >> 16));
+	const char *args2[] = { "work", "svc", NULL };
+	start(&rn, big, big_len, args2);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_INT(b_result(&b, QRPC_CALL_ALLOWED), 0);
+	CHECK_INT(b_read_stdin(&b), 0);
+	CHECK(b.in_len == big_len && memcmp(b.in, big, big_len) == 0);
+	CHECK_INT(b_data(&b, QRPC_MSG_STDOUT, big, big_len), 0);
+	CHECK_INT(b_finish(&b, 0), 0);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 0);
+	o = out_of(&rn, &len);
+	CHECK(o && len == big_len && memcmp(o, big, big_len) == 0);
+	free(o);
+	free(big);
+	b_close(&b);
+}
+
+static void test_local_program(void)
+{
+	struct broker b;
+	struct run rn;
+	const char *args[] = { "work", "svc", "--", "/usr/bin/tr", "a-z", "A-Z", NULL };
+	size_t len;
+
+	start(&rn, "not read", 8, args);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_INT(b_result(&b, QRPC_CALL_ALLOWED), 0);
+	/* remote stdout -> program stdin; program stdout -> remote stdin */
+	CHECK_INT(b_data(&b, QRPC_MSG_STDOUT, "from remote\n", 12), 0);
+	struct qrpc_msg m = { .type = QRPC_MSG_EOF };
+	m.u.eof.stream = QRPC_STREAM_STDOUT;
+	CHECK_INT(b_send(&b, m), 0);
+	CHECK_INT(b_read_stdin(&b), 0);
+	CHECK_STR((char *)b.in, "FROM REMOTE\n");
+	CHECK_INT(b_finish(&b, 5), 0);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 5);
+	char *o = out_of(&rn, &len);
+	CHECK_INT(len, 0);
+	free(o);
+	b_close(&b);
+}
+
+static void test_failures(void)
+{
+	struct broker b;
+	struct run rn;
+	const char *args[] = { "work", "svc", NULL };
+
+	/* the broker disappears after allowing */
+	start(&rn, NULL, 0, args);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_INT(b_result(&b, QRPC_CALL_ALLOWED), 0);
+	CHECK_INT(b_data(&b, QRPC_MSG_STDOUT, "partial", 7), 0);
+	close(b.fd);
+	b.fd = -1;
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 125);
+	char *e = err_of(&rn);
+	CHECK(e && strstr(e, "lost"));
+	free(e);
+	b_close(&b);
+
+	/* data before the call is allowed */
+	start(&rn, NULL, 0, args);
+	CHECK_INT(b_accept(&b), 0);
+	static const uint8_t early[] = { 0x31, 0, 0, 0, 1, 0, 0, 0, 'x' };
+	CHECK_INT(qrpc_write_full(b.fd, early, sizeof(early)), 0);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 125);
+	b_close(&b);
+
+	/* EXIT before the output streams ended */
+	start(&rn, NULL, 0, args);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_INT(b_result(&b, QRPC_CALL_ALLOWED), 0);
+	static const uint8_t ex[] = { 0x40, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0 };
+	CHECK_INT(qrpc_write_full(b.fd, ex, sizeof(ex)), 0);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 125);
+	b_close(&b);
+
+	/* a broker speaking only a future version */
+	start(&rn, NULL, 0, args);
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+	CHECK_INT(poll(&pfd, 1, TIMEOUT_MS), 1);
+	int fd = accept(lfd, NULL, NULL);
+	static const uint8_t v9[] = { 1, 0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0 };
+	CHECK_INT(qrpc_write_full(fd, v9, sizeof(v9)), 0);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 125);
+	close(fd);
+
+	/* no broker at all */
+	char *other_dir = tl_mkdtemp("qrpc-nb");
+	char *other_spec;
+	if (asprintf(&other_spec, "unix:%s", other_dir) < 0)
+		tl_die("asprintf");
+	char *argv[] = { qube_call, "--transport", other_spec, "work", "svc", NULL };
+	pid_t pid = tl_spawn(argv, NULL, NULL, NULL);
+	CHECK_INT(tl_wait_pid(pid, TIMEOUT_MS), 125);
+	tl_rm_rf(other_dir);
+	free(other_dir);
+	free(other_spec);
+}
+
+static void test_bad_names(void)
+{
+	static const char *cases[][2] = {
+		{ "wo rk", "svc" },       { "9work", "svc" },     { "@anyvm", "svc" },
+		{ "@dispvm:", "svc" },    { "work/x", "svc" },    { "work", "" },
+		{ "work", "s/vc" },       { "work", ".svc" },     { "work", "svc+a/b" },
+		{ "work", "svc+a b" },    { "work", "+arg" },     { "work", "svc+a\n" },
+		{ "work", "s\xc3\xa9" },  { "", "svc" },
+		{ "work", "svc+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
+		{ "a234567890123456789012345678901x", "svc" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct run rn;
+		const char *args[] = { cases[i][0], cases[i][1], NULL };
+		start(&rn, NULL, 0, args);
+		int code = tl_wait_pid(rn.pid, TIMEOUT_MS);
+		CHECK_INT(code, 2);
+		char *e = err_of(&rn);
+		CHECK(e && strstr(e, "qube-call: invalid"));
+		if (code != 2)
+			fprintf(stderr, "  (case %zu: '%s' '%s')\n", i, cases[i][0], cases[i][1]);
+		free(e);
+		/* nothing was sent: no connection is waiting */
+		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+		CHECK_INT(poll(&pfd, 1, 0), 0);
+	}
+	/* usage errors */
+	struct run rn;
+	const char *a1[] = { "work", NULL };
+	start(&rn, NULL, 0, a1);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 2);
+	const char *a2[] = { "work", "svc", "extra", NULL };
+	start(&rn, NULL, 0, a2);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 2);
+	const char *a3[] = { "--help", NULL };
+	start(&rn, NULL, 0, a3);
+	CHECK_INT(tl_wait_pid(rn.pid, TIMEOUT_MS), 0);
+	char *o = out_of(&rn, NULL);
+	CHECK(o && strstr(o, "Usage: qube-call"));
+	free(o);
+	char *argv[] = { qube_call, "--transport", "tcp:1", "work", "svc", NULL };
+	pid_t pid = tl_spawn(argv, NULL, NULL, NULL);
+	CHECK_INT(tl_wait_pid(pid, TIMEOUT_MS), 2);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: test-call PATH-TO-qube-call\n");
+		return 99;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	qube_call = argv[1];
+	dir = tl_mkdtemp("qrpc-call");
+	if (asprintf(&spec, "unix:%s", dir) < 0 || qrpc_transport_parse(spec, &tr) < 0)
+		tl_die("transport");
+	lfd = qrpc_host_listen(&tr, QRPC_PORT_BROKER);
+	if (lfd < 0) {
+		errno = -lfd;
+		tl_die("listen");
+	}
+	test_refused_failed();
+	test_allowed();
+	test_local_program();
+	test_failures();
+	test_bad_names();
+	close(lfd);
+	tl_rm_rf(dir);
+	free(dir);
+	free(spec);
+	return check_exit_code("test-call");
+}
