@@ -427,9 +427,30 @@ static char *resolve_include(const struct loader *ld, const char *rel)
 {
 	char *path = NULL;
 	if (rel[0] == '/')
-		return strdup(rel);
-	if (asprintf(&path, "%s/%s", ld->base, rel) < 0)
+		path = strdup(rel);
+	else if (asprintf(&path, "%s/%s", ld->base, rel) < 0)
+		path = NULL;
+	if (!path)
 		return NULL;
+	/* Lexical clean-up for readable diagnostics: "//" and "/./" become
+	 * "/", a trailing "/." or "/" goes ("." components are no-ops). */
+	char *w = path;
+	for (const char *r = path; *r;) {
+		if (r[0] == '/' && (r[1] == '/' || (r[1] == '.' && (r[2] == '/' || r[2] == '\0')))) {
+			r += r[1] == '/' ? 1 : 2;
+			continue;
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+	if (w > path + 1 && w[-1] == '/')
+		w[-1] = '\0';
+	if (path[0] == '\0') {
+		/* "." + "/." cleaned to nothing cannot happen with a base, but
+		 * keep the path meaningful anyway. */
+		free(path);
+		return strdup(".");
+	}
 	return path;
 }
 
@@ -831,7 +852,7 @@ static int load_dir(struct loader *ld, const char *dir, const char *from_file, u
 		const char *base = strrchr(names[i], '/') + 1;
 		if (!is_valid_file_name(base))
 			continue;
-		r = load_file(ld, names[i], &no_svc, NULL, 0);
+		r = load_file(ld, names[i], &no_svc, from_file, from_line);
 		if (r == -ENOMEM)
 			goto out;
 		r = 0;

@@ -62,6 +62,22 @@ static const char *ctx_name(unsigned ctx)
 	}
 }
 
+static const char *ctx_article(unsigned ctx)
+{
+	switch (ctx) {
+	case QPOL_CTX_SOURCE:
+		return "a source";
+	case QPOL_CTX_TARGET:
+		return "a target";
+	case QPOL_CTX_REDIRECT:
+		return "a redirect target (target=, default_target=)";
+	case QPOL_CTX_REQUEST:
+		return "a requested target";
+	default:
+		return "a qube";
+	}
+}
+
 __attribute__((format(printf, 2, 3)))
 static int tok_fail(char **ret_msg, const char *fmt, ...)
 {
@@ -124,6 +140,17 @@ int qpol_token_parse(const char *text, unsigned ctx, struct qpol_token *ret, cha
 			return -ENOMEM;
 		*ret = tok;
 		return 0;
+	}
+	/* A keyword used where it does not belong gets a clearer message. */
+	for (size_t i = 0; i < sizeof(tok_exacts) / sizeof(tok_exacts[0]); i++)
+		if (strcmp(text, tok_exacts[i].text) == 0)
+			return tok_fail(ret_msg, "%s cannot be used as %s", text, ctx_article(ctx));
+	for (size_t i = sizeof(tok_prefixes) / sizeof(tok_prefixes[0]); i > 0; i--) {
+		const struct tok_prefix *p = &tok_prefixes[i - 1];
+		size_t plen = strlen(p->prefix);
+		if (strncmp(text, p->prefix, plen) == 0 && text[plen] != '@' && text[plen] != '\0')
+			return tok_fail(ret_msg, "%s... cannot be used as %s", p->prefix,
+					ctx_article(ctx));
 	}
 	return tok_fail(ret_msg, "invalid %s token: %s", ctx_name(ctx), text);
 }

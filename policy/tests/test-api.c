@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libqpolicy API tests: what the table-driven cases (run through qubectl)
+ * cannot see: decision fields (notify, rule file/line, reason), text
+ * parsing without includes, system-info validation messages, empty and
+ * missing request fields, and the service index against a linear scan.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qpolicy.h"
+
+static const char system_json[] =
+	"{\"domains\": {"
+	" \"dom0\": {\"type\": \"AdminVM\", \"tags\": [], \"template_for_dispvms\": false,"
+	"   \"default_dispvm\": \"dvm\", \"icon\": \"black\", \"power_state\": \"Running\"},"
+	" \"work\": {\"type\": \"AppVM\", \"tags\": [\"w\"], \"template_for_dispvms\": false,"
+	"   \"default_dispvm\": \"dvm\", \"icon\": \"blue\", \"power_state\": \"Running\"},"
+	" \"vault\": {\"type\": \"AppVM\", \"tags\": [], \"template_for_dispvms\": false,"
+	"   \"default_dispvm\": null, \"icon\": \"black\", \"power_state\": \"Halted\"},"
+	" \"dvm\": {\"type\": \"AppVM\", \"tags\": [], \"template_for_dispvms\": true,"
+	"   \"default_dispvm\": \"dvm\", \"icon\": \"red\", \"power_state\": \"Halted\"}"
+	"}}";
+
+static struct qpol_system *load_system(void)
+{
+	struct qpol_system *sys = NULL;
+	char *err = NULL;
+	assert_int_equal(qpol_system_parse_json(system_json, strlen(system_json), &sys, &err), 0);
+	assert_null(err);
+	assert_non_null(sys);
+	return sys;
+}
+
+static struct qpol_policy *parse(const char *text)
+{
+	struct qpol_policy *p = NULL;
+	assert_int_equal(qpol_policy_parse_text("test.policy", text, strlen(text), NULL, &p), 0);
+	assert_non_null(p);
+	return p;
+}
+
+static void eval(const struct qpol_policy *p, const struct qpol_system *s, const char *src,
+		 const char *tgt, const char *svc, const char *arg, struct qpol_decision *d)
+{
+	struct qpol_request req = { .service = svc, .argument = arg, .source = src, .target = tgt };
+	assert_int_equal(qpol_evaluate(p, s, &req, d), 0);
+	assert_non_null(d->reason);
+}
+
+static void test_decision_fields(void **state)
+{
+	struct qpol_system *s = load_system();
+	struct qpol_policy *p = parse("# comment\n"
+				      "a.Deny * @anyvm @anyvm deny\n"
+				      "a.Quiet * @anyvm @anyvm deny notify=no\n"
+				      "a.Allow * @anyvm @anyvm allow user=bob notify=yes autostart=no\n"
+				      "a.Ask * @anyvm @anyvm ask default_target=vault\n");
+	struct qpol_decision d;
+
+	assert_true(qpol_policy_is_valid(p));
+	assert_int_equal(qpol_policy_n_rules(p), 4);
+	assert_int_equal(qpol_policy_n_files(p), 1);
+
+	eval(p, s, "work", "vault", "a.Deny", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_true(d.notify);
+	assert_string_equal(d.rule_file, "test.policy");
+	assert_int_equal(d.rule_line, 2);
+	assert_null(d.target);
+	qpol_decision_finish(&d);
+
+	eval(p, s, "work", "vault", "a.Quiet", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_false(d.notify);
+	assert_int_equal(d.rule_line, 3);
+	qpol_decision_finish(&d);
+
+	/* autostart=no towards a running qube */
+	eval(p, s, "vault", "work", "a.Allow", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.target, "work");
+	assert_string_equal(d.requested_target, "work");
+	assert_string_equal(d.user, "bob");
+	assert_false(d.autostart);
+	assert_true(d.notify);
+	assert_int_equal(d.rule_line, 4);
+	qpol_decision_finish(&d);
+
+	eval(p, s, "work", "@default", "a.Ask", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ASK);
+	assert_int_equal(d.n_targets, 3);
+	assert_string_equal(d.targets[0], "@dispvm:dvm");
+	assert_string_equal(d.targets[1], "dvm");
+	assert_string_equal(d.targets[2], "vault");
+	assert_string_equal(d.default_target, "vault");
+	assert_false(d.notify);
+	assert_true(d.autostart);
+	qpol_decision_finish(&d);
+
+	/* no rule */
+	eval(p, s, "work", "vault", "a.None", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_null(d.rule_file);
+	assert_int_equal(d.rule_line, 0);
+	assert_true(d.notify);
+	qpol_decision_finish(&d);
+
+	qpol_policy_free(p);
+	qpol_system_free(s);
+}
+
+static void test_request_edge_cases(void **state)
+{
+	struct qpol_system *s = load_system();
+	struct qpol_policy *p = parse("e.S * @anyvm @default allow target=vault\n"
+				      "e.S * @anyvm @anyvm allow\n");
+	struct qpol_decision d;
+	struct qpol_request req = { .service = "e.S", .argument = "", .source = "work" };
+
+	/* An empty target is @default. */
+	eval(p, s, "work", "", "e.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.target, "vault");
+	assert_string_equal(d.requested_target, "@default");
+	qpol_decision_finish(&d);
+
+	/* Missing fields, empty service: denied, not crashed. */
+	assert_int_equal(qpol_evaluate(p, s, &req, &d), 0);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_non_null(strstr(d.reason, "malformed"));
+	qpol_decision_finish(&d);
+	eval(p, s, "work", "vault", "", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	qpol_decision_finish(&d);
+	eval(p, s, "work", "vault", "e.S", "a b", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	qpol_decision_finish(&d);
+
+	/* NULL policy or system: deny with a reason. */
+	req.target = "vault";
+	assert_int_equal(qpol_evaluate(NULL, s, &req, &d), 0);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	qpol_decision_finish(&d);
+	assert_int_equal(qpol_evaluate(p, NULL, &req, &d), 0);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	qpol_decision_finish(&d);
+
+	qpol_policy_free(p);
+	qpol_system_free(s);
+}
+
+static void test_invalid_policy_denies_with_reason(void **state)
+{
+	struct qpol_system *s = load_system();
+	struct qpol_policy *p = parse("x.S * @anyvm @anyvm allow\n"
+				      "x.S * @anyvm\n"
+				      "!include foo\n");
+	struct qpol_decision d;
+
+	assert_false(qpol_policy_is_valid(p));
+	assert_int_equal(qpol_policy_n_diags(p), 2);
+	const struct qpol_diag *g = qpol_policy_diag(p, 0);
+	assert_string_equal(g->file, "test.policy");
+	assert_int_equal(g->line, 2);
+	g = qpol_policy_diag(p, 1);
+	assert_int_equal(g->line, 3);
+	assert_string_equal(g->message, "includes are not available here");
+	assert_null(qpol_policy_diag(p, 2));
+
+	eval(p, s, "work", "vault", "x.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_non_null(strstr(d.reason, "test.policy:2:"));
+	qpol_decision_finish(&d);
+	qpol_policy_free(p);
+	qpol_system_free(s);
+}
+
+static void expect_system_error(const char *json, const char *want)
+{
+	struct qpol_system *sys = (struct qpol_system *)(uintptr_t)1;
+	char *err = NULL;
+	assert_int_equal(qpol_system_parse_json(json, strlen(json), &sys, &err), -EINVAL);
+	assert_ptr_equal(sys, (struct qpol_system *)(uintptr_t)1); /* untouched */
+	assert_non_null(err);
+	if (!strstr(err, want))
+		fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+	free(err);
+}
+
+static void test_system_errors(void **state)
+{
+	expect_system_error("", "invalid JSON");
+	expect_system_error("[]", "expected a JSON object");
+	expect_system_error("{}", "domains: missing");
+	expect_system_error("{\"domains\": []}", "domains: expected an object");
+	expect_system_error("{\"domains\": {\"9bad\": {\"type\": \"AppVM\"}}}",
+			    "domains.9bad: invalid qube name");
+	expect_system_error("{\"domains\": {\"work\": 1}}", "domains.work: expected an object");
+	expect_system_error("{\"domains\": {\"work\": {}}}", "domains.work.type: missing");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"Foo\"}}}",
+			    "domains.work.type: expected one of AppVM|");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\", \"tags\": \"x\"}}}",
+			    "domains.work.tags: expected an array");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\", \"tags\": [1]}}}",
+			    "domains.work.tags[0]: expected a string");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\", "
+			    "\"template_for_dispvms\": 1}}}",
+			    "domains.work.template_for_dispvms: expected true or false");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\", "
+			    "\"default_dispvm\": \"nope\"}}}",
+			    "domains.work.default_dispvm: no such qube: nope");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\", \"icon\": 3}}}",
+			    "domains.work.icon: expected a string");
+	expect_system_error("{\"domains\": {}} x", "trailing data");
+
+	struct qpol_system *sys = NULL;
+	char *err = NULL;
+	const char *ok = "{\"domains\": {\"a\": {\"type\": \"AppVM\"}}}";
+	assert_int_equal(qpol_system_parse_json(ok, strlen(ok), &sys, &err), 0);
+	assert_true(qpol_system_has_domain(sys, "a"));
+	assert_false(qpol_system_has_domain(sys, "b"));
+	qpol_system_free(sys);
+	assert_int_equal(qpol_system_load_file("/nonexistent/x.json", &sys, &err), -ENOENT);
+	assert_non_null(err);
+	free(err);
+}
+
+/* The service index must decide exactly like a first-match scan: build a
+ * policy where '*' rules and many services' rules interleave, and compare
+ * every decision with the expected first matching line. */
+static void test_index_matches_linear_order(void **state)
+{
+	struct qpol_system *s = load_system();
+	size_t cap = 1 << 16, len = 0;
+	char *text = malloc(cap);
+	struct qpol_policy *p = NULL;
+	assert_non_null(text);
+
+	/* line 1+3k: svc.(k%7) work->vault allow target=...; 2+3k: '*' rule
+	 * for source vault when k%5==0 else for a tag nobody has;
+	 * 3+3k: svc.(k%7) deny for @anyvm. */
+	for (int k = 0; k < 200; k++) {
+		len += (size_t)snprintf(text + len, cap - len,
+					"svc.%d * work vault allow target=dvm\n"
+					"* * %s @anyvm deny\n"
+					"svc.%d * @anyvm @anyvm deny\n",
+					k % 7, k % 5 == 0 ? "vault" : "@tag:none", k % 7);
+	}
+	assert_int_equal(qpol_policy_parse_text("big.policy", text, len, NULL, &p), 0);
+	assert_true(qpol_policy_is_valid(p));
+	assert_int_equal(qpol_policy_n_rules(p), 600);
+
+	for (int svc = 0; svc < 8; svc++) {
+		char name[16];
+		struct qpol_decision d;
+		snprintf(name, sizeof(name), "svc.%d", svc);
+		/* work -> vault: first svc.N allow line is 1 + 3*N (N < 7). */
+		eval(p, s, "work", "vault", name, "", &d);
+		if (svc < 7) {
+			assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+			assert_int_equal(d.rule_line, 1 + 3 * svc);
+		} else {
+			assert_int_equal(d.result, QPOL_RESULT_DENY);
+			assert_null(d.rule_file);
+		}
+		qpol_decision_finish(&d);
+		/* vault -> work: the '*' rule at line 2 (k=0) comes first. */
+		eval(p, s, "vault", "work", name, "", &d);
+		assert_int_equal(d.result, QPOL_RESULT_DENY);
+		assert_int_equal(d.rule_line, 2);
+		qpol_decision_finish(&d);
+		/* dom0 -> work: @anyvm never matches dom0 as a source. */
+		eval(p, s, "dom0", "work", name, "", &d);
+		assert_int_equal(d.result, QPOL_RESULT_DENY);
+		assert_null(d.rule_file);
+		qpol_decision_finish(&d);
+	}
+	free(text);
+	qpol_policy_free(p);
+	qpol_system_free(s);
+}
+
+static void test_parse_text_edge_cases(void **state)
+{
+	struct qpol_policy *p = NULL;
+
+	/* Not NUL-terminated: only LEN bytes are read. */
+	const char buf[] = "n.S * @anyvm @anyvm allow\nGARBAGE";
+	assert_int_equal(qpol_policy_parse_text("t", buf, 26, NULL, &p), 0);
+	assert_true(qpol_policy_is_valid(p));
+	assert_int_equal(qpol_policy_n_rules(p), 1);
+	qpol_policy_free(p);
+
+	/* Empty text: valid, no rules. */
+	p = NULL;
+	assert_int_equal(qpol_policy_parse_text("t", NULL, 0, NULL, &p), 0);
+	assert_true(qpol_policy_is_valid(p));
+	assert_int_equal(qpol_policy_n_rules(p), 0);
+	qpol_policy_free(p);
+
+	/* Missing directory: an errno, no object. */
+	p = (struct qpol_policy *)(uintptr_t)1;
+	assert_int_equal(qpol_policy_load_dir("/nonexistent-qube-policy-dir", &p), -ENOENT);
+	assert_ptr_equal(p, (struct qpol_policy *)(uintptr_t)1);
+
+	qpol_policy_free(NULL);
+	qpol_system_free(NULL);
+	qpol_decision_finish(NULL);
+	assert_string_equal(qpol_result_to_string(QPOL_RESULT_ALLOW), "allow");
+	assert_string_equal(qpol_result_to_string(QPOL_RESULT_ASK), "ask");
+	assert_string_equal(qpol_result_to_string(QPOL_RESULT_DENY), "deny");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decision_fields),
+		cmocka_unit_test(test_request_edge_cases),
+		cmocka_unit_test(test_invalid_policy_denies_with_reason),
+		cmocka_unit_test(test_system_errors),
+		cmocka_unit_test(test_index_matches_linear_order),
+		cmocka_unit_test(test_parse_text_edge_cases),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
