@@ -813,7 +813,9 @@ static int load_dir(struct loader *ld, const char *dir, const char *from_file, u
 		if (de->d_name[0] == '.' || len <= strlen(QPOL_SUFFIX) ||
 		    strcmp(de->d_name + len - strlen(QPOL_SUFFIX), QPOL_SUFFIX) != 0)
 			continue;
-		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {
+		size_t dlen = strlen(dir);
+		const char *sep = dlen > 0 && dir[dlen - 1] == '/' ? "" : "/";
+		if (asprintf(&path, "%s%s%s", dir, sep, de->d_name) < 0) {
 			r = -ENOMEM;
 			goto out;
 		}
