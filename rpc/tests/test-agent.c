@@ -16,6 +16,7 @@ static char *dir, *rpc_dir;
 static struct qrpc_transport tr;
 
 #define TIMEOUT_MS 60000
+#define FLOOD_BYTES (64 << 20)
 
 struct result {
 	uint8_t *out, *err;
@@ -243,6 +244,11 @@ static void setup_services(void)
 		tl_die("asprintf");
 	tl_write_file(rpc_dir, "block", s, 0755);
 	free(s);
+	if (asprintf(&s, "#!/bin/sh\necho $$ > %s/flood.pid\nexec head -c %d /dev/zero\n", dir,
+		     FLOOD_BYTES) < 0)
+		tl_die("asprintf");
+	tl_write_file(rpc_dir, "flood", s, 0755);
+	free(s);
 	s = rpc_path("adir");
 	mkdir(s, 0755); /* a directory is not a service */
 	free(s);
@@ -461,6 +467,96 @@ static void test_concurrent(void)
 	close(a);
 }
 
+/* Reads /proc/PID/FILE into BUF; "" if unreadable. */
+static void proc_read(pid_t pid, const char *file, char *buf, size_t cap)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/%s", (int)pid, file);
+	buf[0] = 0;
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, cap - 1);
+	buf[n > 0 ? n : 0] = 0;
+	close(fd);
+}
+
+static long long proc_wchar(pid_t pid)
+{
+	char b[1024];
+	proc_read(pid, "io", b, sizeof(b));
+	char *w = strstr(b, "wchar: ");
+	return w ? atoll(w + 7) : -1;
+}
+
+static pid_t proc_ppid(pid_t pid)
+{
+	char b[1024];
+	proc_read(pid, "stat", b, sizeof(b));
+	char *rp = strrchr(b, ')');
+	int ppid = 0;
+	char state;
+	if (!rp || sscanf(rp + 2, "%c %d", &state, &ppid) != 2)
+		return 0;
+	return ppid;
+}
+
+/* A reader that stops reading must not make the agent buffer the
+ * service's output: once the service and the agent's handler are both
+ * blocked (the service writing, the handler in poll), the service has
+ * written only what pipes, socket buffers and the handler's bounded
+ * buffers hold -- far less than the FLOOD_BYTES it wants to write. */
+static void test_backpressure(void)
+{
+	struct qrpc_state st;
+	int fd = connect_hello(&st);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK_INT(send_start(fd, &st, "flood", ""), 0);
+	pid_t pid = read_pid_file("flood.pid");
+	CHECK(pid > 0);
+	if (pid <= 0) {
+		close(fd);
+		return;
+	}
+	pid_t handler = proc_ppid(pid);
+	CHECK(handler > 0);
+	char wchan[128], hwchan[128];
+	long long end = tl_now_ms() + TIMEOUT_MS, written = -1;
+	bool steady = false;
+	while (!steady && tl_now_ms() < end) {
+		proc_read(pid, "wchan", wchan, sizeof(wchan));
+		proc_read(handler, "wchan", hwchan, sizeof(hwchan));
+		if (strstr(wchan, "pipe_write") && strstr(hwchan, "poll")) {
+			written = proc_wchar(pid);
+			/* both still blocked after reading the counter: steady */
+			proc_read(pid, "wchan", wchan, sizeof(wchan));
+			proc_read(handler, "wchan", hwchan, sizeof(hwchan));
+			steady = strstr(wchan, "pipe_write") && strstr(hwchan, "poll") &&
+				 proc_wchar(pid) == written;
+		}
+		if (!steady)
+			poll(NULL, 0, 20);
+	}
+	if (!steady) {
+		fprintf(stderr, "test-agent: backpressure: never saw the service blocked in a pipe "
+				"write with the agent idle (wchan '%s' / '%s'); /proc/PID/wchan may be "
+				"unavailable\n",
+			wchan, hwchan);
+	}
+	CHECK(steady);
+	fprintf(stderr, "test-agent: backpressure: service blocked after %lld of %d bytes\n", written,
+		FLOOD_BYTES);
+	CHECK(written >= 0 && written < 8 * 1024 * 1024);
+	close(fd);
+	/* the reader is gone: the service is ended and reaped */
+	bool gone = tl_wait_gone(pid, TIMEOUT_MS);
+	CHECK(gone);
+	if (!gone)
+		kill(pid, SIGKILL);
+}
+
 /* Bad requests end their connection after the agent's HELLO, and the agent
  * keeps serving. */
 static void expect_closed(const uint8_t *bytes, size_t len, const char *what)
@@ -568,6 +664,7 @@ int main(int argc, char **argv)
 	test_streams();
 	test_socket_service();
 	test_concurrent();
+	test_backpressure();
 	test_bad_requests();
 
 	kill(agent, SIGTERM);
