@@ -72,6 +72,19 @@ struct conn {
 	bool exit_queued;
 };
 
+/* Makes room for one whole message at wbuf + wlen when the buffer has it
+ * at all (wbuf_has_room). */
+static void compact_wbuf(struct conn *c)
+{
+	if (c->woff == c->wlen)
+		c->woff = c->wlen = 0;
+	if (sizeof(c->wbuf) - c->wlen < MSG_MAX && c->woff > 0) {
+		memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+		c->wlen -= c->woff;
+		c->woff = 0;
+	}
+}
+
 static int queue_msg(struct conn *c, const struct qrpc_msg *m)
 {
 	size_t len;
@@ -80,13 +93,11 @@ static int queue_msg(struct conn *c, const struct qrpc_msg *m)
 	r = qrpc_state_on_send(&c->state, m);
 	if (r < 0)
 		return r;
-	if (c->woff == c->wlen)
-		c->woff = c->wlen = 0;
-	if (sizeof(c->wbuf) - c->wlen < MSG_MAX && c->woff > 0) {
-		memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
-		c->wlen -= c->woff;
-		c->woff = 0;
-	}
+	/* a data message read straight into its slot must not be moved */
+	bool in_place = (m->type == QRPC_MSG_STDOUT || m->type == QRPC_MSG_STDERR) &&
+			m->u.data.data == c->wbuf + c->wlen + QRPC_HEADER_SIZE;
+	if (!in_place)
+		compact_wbuf(c);
 	r = qrpc_msg_encode(m, c->wbuf + c->wlen, sizeof(c->wbuf) - c->wlen, &len);
 	if (r < 0)
 		return r;
@@ -434,8 +445,11 @@ static int relay(struct conn *c)
 			int *fdp = k == 0 ? &c->out_fd : &c->err_fd;
 			if (idx < 0 || !pfd[idx].revents || *fdp < 0 || !wbuf_has_room(c))
 				continue;
-			uint8_t data[QRPC_MAX_DATA];
-			ssize_t got = read(*fdp, data, sizeof(data));
+			/* read straight into the slot the message will occupy, so
+			 * encoding it copies nothing */
+			compact_wbuf(c);
+			uint8_t *data = c->wbuf + c->wlen + QRPC_HEADER_SIZE;
+			ssize_t got = read(*fdp, data, QRPC_MAX_DATA);
 			if (got < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
 			if (got <= 0) {

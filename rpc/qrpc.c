@@ -413,7 +413,8 @@ int qrpc_msg_encode(const struct qrpc_msg *msg, uint8_t *buf, size_t cap, size_t
 		return -ENOBUFS;
 	put_le32(buf, msg->type);
 	put_le32(buf + 4, (uint32_t)n);
-	memmove(buf + QRPC_HEADER_SIZE, payload, n);
+	if (payload != buf + QRPC_HEADER_SIZE) /* already in place when the caller read it there */
+		memmove(buf + QRPC_HEADER_SIZE, payload, n);
 	*ret_len = QRPC_HEADER_SIZE + n;
 	return 0;
 }
