@@ -304,6 +304,13 @@ static int strset_add(struct strset *s, const char *x)
 	return strset_add_owned(s, strdup(x));
 }
 
+/* A qube name from the system information: Qubes 4.2 reads the name
+ * dom0 as @adminvm here too, so a later "deny @adminvm" removes it. */
+static int strset_add_domain(struct strset *s, const char *name)
+{
+	return strset_add(s, strcmp(name, "dom0") == 0 ? "@adminvm" : name);
+}
+
 static int strset_add_dispvm(struct strset *s, const char *tmpl)
 {
 	char *x = NULL;
@@ -350,7 +357,7 @@ static int expand_token(const struct qpol_token *t, const struct eval_ctx *c, st
 			d = &sys->domains[i];
 			if (t->kind == QPOL_TOK_WILDCARD ||
 			    (strcmp(d->type, "AdminVM") != 0 && strcmp(d->name, "dom0") != 0))
-				r = strset_add(out, d->name);
+				r = strset_add_domain(out, d->name);
 			if (r == 0 && d->template_for_dispvms)
 				r = strset_add_dispvm(out, d->name);
 		}
@@ -365,7 +372,7 @@ static int expand_token(const struct qpol_token *t, const struct eval_ctx *c, st
 			d = &sys->domains[i];
 			if (t->kind == QPOL_TOK_TYPE ? strcmp(d->type, t->value) == 0
 						     : has_tag(d, t->value))
-				r = strset_add(out, d->name);
+				r = strset_add_domain(out, d->name);
 		}
 		return r;
 	case QPOL_TOK_DISPVM:
