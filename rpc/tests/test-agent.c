@@ -14,6 +14,7 @@
 
 static char *dir, *rpc_dir;
 static struct qrpc_transport tr;
+static pid_t agent_pid;
 
 #define TIMEOUT_MS 60000
 #define FLOOD_BYTES (64 << 20)
@@ -523,9 +524,10 @@ static void test_backpressure(void)
 	pid_t handler = proc_ppid(pid);
 	CHECK(handler > 0);
 	char wchan[128], hwchan[128];
-	/* Some kernels hide wait channels ("0"): then this check cannot be
-	 * made here, and says so instead of guessing with sleeps. */
-	proc_read(handler, "wchan", hwchan, sizeof(hwchan));
+	/* Some kernels hide wait channels ("0" even for a sleeping process,
+	 * such as the agent's main process blocked in accept): then this
+	 * check cannot be made here, and says so instead of guessing. */
+	proc_read(agent_pid, "wchan", hwchan, sizeof(hwchan));
 	if (hwchan[0] == '\0' || strcmp(hwchan, "0") == 0) {
 		fprintf(stderr, "test-agent: /proc/PID/wchan unavailable: backpressure check "
 				"NOT made\n");
@@ -663,6 +665,7 @@ int main(int argc, char **argv)
 	char *agent_argv[] = { argv[1], "--transport", spec, "--rpc-dir", rpc_dir, "--name", "testvm",
 			       NULL };
 	pid_t agent = tl_spawn(agent_argv, NULL, NULL, log);
+	agent_pid = agent;
 	unsetenv("QUBE_REMOTE");
 	if (!wait_for_log(log, "listening", TIMEOUT_MS)) {
 		fprintf(stderr, "qube-agent did not start\n");
