@@ -6,6 +6,7 @@
 #
 #   build.sh --output DIR [--build-dir MESON_BUILD_DIR] [--add PATH[:DEST]]...
 #            [--cache DIR] [--kernel-package PKG] [--modules FILE] [--offline]
+#   build.sh --list-modules [--modules FILE] [--cache DIR] ...
 #
 # Downloads (apt-get download, never installed on the host) are cached in
 # ${QUBE_CACHE_DIR:-/var/cache/qube}; a build whose packages are cached does
@@ -33,10 +34,12 @@ usage: $prog --output DIR [options]
   --kernel-package PKG  kernel package (default: what linux-image-amd64 depends on)
   --modules FILE        module list (default images/minimal/modules.list)
   --offline             never download; fail if a package is not cached
+  --list-modules        resolve the module list against the kernel, print the
+                        load order and the built-in ones, write nothing
 EOF
 }
 
-out= builddir= kpkg= offline=0
+out= builddir= kpkg= offline=0 list_only=0
 cache=${QUBE_CACHE_DIR:-/var/cache/qube}
 modlist=$here/modules.list
 adds=()
@@ -49,11 +52,12 @@ while [ $# -gt 0 ]; do
     --kernel-package) [ $# -ge 2 ] || die "--kernel-package needs a value"; kpkg=$2; shift 2 ;;
     --modules) [ $# -ge 2 ] || die "--modules needs a value"; modlist=$2; shift 2 ;;
     --offline) offline=1; shift ;;
+    --list-modules) list_only=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
 done
-[ -n "$out" ] || { usage >&2; die "--output is required"; }
+[ -n "$out" ] || [ "$list_only" = 1 ] || { usage >&2; die "--output is required"; }
 [ -f "$modlist" ] || die "module list $modlist not found"
 if [ -n "$builddir" ] && [ ! -d "$builddir" ]; then
   die "--build-dir $builddir is not a directory"
@@ -75,49 +79,63 @@ trap 'rm -rf "$work"' EXIT
 stage=$work/root
 mkdir "$stage"
 
-# pkg_field PKG FIELD: a field of the candidate version in the apt lists.
-pkg_field() {
-  apt-cache show --no-all-versions "$1" 2>/dev/null | sed -n "s/^$2: //p" | head -n1
+# pkg_info PKG: loads the candidate version's record from the apt lists into
+# pkg_version, pkg_filename, pkg_sha256, pkg_depends (one apt-cache call; it
+# is slow).  On a fresh machine the lists may be empty: refresh them once
+# (network) unless --offline.
+pkg_info() {
+  local rec
+  rec=$(apt-cache show --no-all-versions "$1" 2>/dev/null || true)
+  if [ -z "$rec" ]; then
+    [ "$offline" = 0 ] || die "package $1 unknown to apt and --offline given (run apt-get update)"
+    say "package $1 unknown to apt: running apt-get update" >&2
+    apt-get update -qq >&2 || die "apt-get update failed"
+    rec=$(apt-cache show --no-all-versions "$1" 2>/dev/null || true)
+    [ -n "$rec" ] || die "package $1 unknown to apt even after apt-get update"
+  fi
+  pkg_version=$(sed -n 's/^Version: //p' <<<"$rec" | head -n1)
+  pkg_filename=$(sed -n 's/^Filename: //p' <<<"$rec" | head -n1)
+  pkg_sha256=$(sed -n 's/^SHA256: //p' <<<"$rec" | head -n1)
+  pkg_depends=$(sed -n 's/^Depends: //p' <<<"$rec" | head -n1)
+  [ -n "$pkg_version" ] && [ -n "$pkg_filename" ] && [ -n "$pkg_sha256" ] ||
+    die "apt's record of $1 lacks Version, Filename or SHA256"
 }
 
-# fetch_deb PKG: prints the path of PKG's candidate .deb in the cache,
-# downloading it only when no cached file with the archive's SHA256 exists.
+# fetch_deb PKG: sets deb_file to PKG's candidate .deb in the cache and
+# deb_version, downloading only when no cached file with the archive's
+# SHA256 exists.
 fetch_deb() {
-  local pkg=$1 version filename sha file
-  version=$(pkg_field "$pkg" Version)
-  filename=$(pkg_field "$pkg" Filename)
-  sha=$(pkg_field "$pkg" SHA256)
-  [ -n "$version" ] && [ -n "$filename" ] && [ -n "$sha" ] ||
-    die "package $pkg unknown to apt (run apt-get update?)"
-  file=$cache/debs/${filename##*/}
-  if [ -f "$file" ] && [ "$(sha256sum < "$file" | cut -d' ' -f1)" = "$sha" ]; then
-    say "cache hit: $pkg $version (${file})" >&2
+  local pkg=$1 file
+  pkg_info "$pkg"
+  deb_version=$pkg_version
+  file=$cache/debs/${pkg_filename##*/}
+  if [ -f "$file" ] && [ "$(sha256sum < "$file" | cut -d' ' -f1)" = "$pkg_sha256" ]; then
+    say "cache hit: $pkg $deb_version ($file)"
   else
-    [ "$offline" = 0 ] || die "--offline and $pkg $version is not in $cache/debs"
-    say "cache miss: downloading $pkg $version" >&2
-    local dl=$work/dl
+    [ "$offline" = 0 ] || die "--offline and $pkg $deb_version is not in $cache/debs"
+    say "cache miss: downloading $pkg $deb_version"
+    local dl=$work/dl got
     rm -rf "$dl"; mkdir "$dl"; chmod 0777 "$dl"
-    (cd "$dl" && apt-get download -q "$pkg=$version") >"$work/dl.log" 2>&1 ||
-      { cat "$work/dl.log" >&2; die "apt-get download $pkg=$version failed"; }
-    local got
+    (cd "$dl" && apt-get download -q "$pkg=$deb_version") >"$work/dl.log" 2>&1 ||
+      { cat "$work/dl.log" >&2; die "apt-get download $pkg=$deb_version failed"; }
     got=$(find "$dl" -name '*.deb' | head -n1)
     [ -n "$got" ] || die "apt-get download $pkg left no .deb"
-    [ "$(sha256sum < "$got" | cut -d' ' -f1)" = "$sha" ] ||
-      die "downloaded $pkg does not match the archive's SHA256 $sha"
+    [ "$(sha256sum < "$got" | cut -d' ' -f1)" = "$pkg_sha256" ] ||
+      die "downloaded $pkg does not match the archive's SHA256 $pkg_sha256"
     mv "$got" "$file.tmp"
     mv "$file.tmp" "$file"
   fi
-  echo "$file"
+  deb_file=$file
 }
 
 # ---- kernel ---------------------------------------------------------------
 if [ -z "$kpkg" ]; then
-  kpkg=$(apt-cache depends --no-recommends --no-suggests linux-image-amd64 2>/dev/null |
-         sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
-  [ -n "$kpkg" ] || die "cannot resolve the package linux-image-amd64 depends on (run apt-get update?)"
+  pkg_info linux-image-amd64
+  kpkg=$(sed -n 's/^\(linux-image-[0-9][^ ,]*\).*/\1/p' <<<"$pkg_depends")
+  [ -n "$kpkg" ] || die "cannot find a linux-image-VERSION package in linux-image-amd64's Depends: '$pkg_depends'"
 fi
-kdeb=$(fetch_deb "$kpkg")
-kversion=$(pkg_field "$kpkg" Version)
+fetch_deb "$kpkg"
+kdeb=$deb_file kversion=$deb_version
 ktree=$cache/kernel/$(basename "$kdeb" .deb)
 if [ ! -f "$ktree/.complete" ]; then
   say "unpacking $(basename "$kdeb")"
@@ -190,6 +208,12 @@ while IFS= read -r line || [ -n "$line" ]; do
   visit "$name" "$modlist:$lineno"
 done < "$modlist"
 [ ${#wanted[@]} -gt 0 ] || die "$modlist lists no modules"
+if [ "$list_only" = 1 ]; then
+  echo "kernel: $kpkg $kversion ($kver)"
+  echo "load order: ${load_order[*]}"
+  echo "built in: ${builtin_wanted[*]:-}"
+  exit 0
+fi
 
 mdest=$stage/lib/modules/$kver
 mkdir -p "$mdest"
@@ -225,8 +249,8 @@ if dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok
   bbversion=$(dpkg-query -W -f='${Version}' busybox-static)
   say "busybox: host's busybox-static $bbversion"
 else
-  bbdeb=$(fetch_deb busybox-static)
-  bbversion=$(pkg_field busybox-static Version)
+  fetch_deb busybox-static
+  bbdeb=$deb_file bbversion=$deb_version
   mkdir "$work/bb"
   dpkg-deb -x "$bbdeb" "$work/bb"
   bb=$work/bb/bin/busybox
@@ -238,21 +262,18 @@ cp "$bb" "$stage/bin/busybox"
 chmod 0755 "$stage/bin/busybox"
 while IFS= read -r applet; do
   [ -n "$applet" ] || continue
-  dir=$(dirname "$applet")
   [ -e "$stage/$applet" ] && continue
-  mkdir -p "$stage/$dir"
-  case $dir in
-    bin) ln -s busybox "$stage/$applet" ;;
-    sbin|usr/bin|usr/sbin) ln -s /bin/busybox "$stage/$applet" ;;
-    *) ln -s /bin/busybox "$stage/$applet" ;;
+  case $applet in
+    */*) [ -d "$stage/${applet%/*}" ] || mkdir -p "$stage/${applet%/*}" ;;
   esac
+  ln -s /bin/busybox "$stage/$applet"
 done < <("$stage/bin/busybox" --list-full | sort)
 
 # ---- project binaries and extra files ---------------------------------------
 # copy_libs BIN: the shared libraries ldd resolves for BIN, at the same paths.
 copy_libs() {
   local bin=$1 line lib
-  while IFS= read -r line; do
+  while read -r line; do   # read without IFS= strips ldd's leading tab
     case $line in
       *'not found'*) die "$bin: shared library ${line%% *} not found on this host" ;;
       *'=> /'*) lib=${line#*=> }; lib=${lib%% (*} ;;
