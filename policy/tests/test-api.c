@@ -6,6 +6,7 @@
  * missing request fields, and the service index against a linear scan.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -320,6 +321,55 @@ static void test_parse_text_edge_cases(void **state)
 	assert_string_equal(qpol_result_to_string(QPOL_RESULT_DENY), "deny");
 }
 
+/* One loaded policy evaluated from several threads at once (the header
+ * promises this): every thread must get the single-threaded decisions. */
+struct thread_arg {
+	const struct qpol_policy *p;
+	const struct qpol_system *s;
+	int bad;
+};
+
+static void *eval_thread(void *opaque)
+{
+	struct thread_arg *a = opaque;
+	for (int i = 0; i < 2000; i++) {
+		struct qpol_decision d;
+		struct qpol_request req = { .service = i % 2 ? "t.Ask" : "t.Allow", .argument = "",
+					    .source = "work", .target = i % 3 ? "vault" : "@dispvm" };
+		if (qpol_evaluate(a->p, a->s, &req, &d) < 0) {
+			a->bad++;
+			continue;
+		}
+		if (i % 2 == 0 && (d.result != QPOL_RESULT_ALLOW || !d.target ||
+				   strcmp(d.target, i % 3 ? "vault" : "@dispvm:dvm") != 0))
+			a->bad++;
+		if (i % 2 == 1 && (d.result != QPOL_RESULT_ASK || d.n_targets != 3))
+			a->bad++;
+		qpol_decision_finish(&d);
+	}
+	return NULL;
+}
+
+static void test_concurrent_evaluation(void **state)
+{
+	struct qpol_system *s = load_system();
+	struct qpol_policy *p = parse("t.Allow * @anyvm @anyvm allow\n"
+				      "t.Ask * @anyvm @anyvm ask\n");
+	pthread_t th[4];
+	struct thread_arg args[4];
+
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){ .p = p, .s = s };
+		assert_int_equal(pthread_create(&th[i], NULL, eval_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(args[i].bad, 0);
+	}
+	qpol_policy_free(p);
+	qpol_system_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_system_errors),
 		cmocka_unit_test(test_index_matches_linear_order),
 		cmocka_unit_test(test_parse_text_edge_cases),
+		cmocka_unit_test(test_concurrent_evaluation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
