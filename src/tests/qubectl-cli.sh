@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # qubectl command line: --help at every level, --version, exit codes
 # (0 success, 1 failure / lint errors, 2 usage), system-info errors.
-#   qubectl-cli.sh QUBECTL POLICY_CASES_DIR
+# Also checks the shipped default policy (policy/90-default.policy).
+#   qubectl-cli.sh QUBECTL POLICY_CASES_DIR DEFAULT_POLICY_FILE
 set -euo pipefail
-q=$1 cases=$2
+q=$1 cases=$2 default_policy=$3
 work=$(mktemp -d "${TMPDIR:-/tmp}/qubectl-cli.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 fails=0
@@ -57,6 +58,14 @@ expect 1 "eval bad system info" "domains.work.type: expected one of AppVM\|Templ
   "$q" policy eval --policy-dir "$work/p" --system-info "$work/sys-bad.json" work vault x.S
 echo '{"domains": {"work": {"type": "AppVM"}' > "$work/sys-trunc.json"
 expect 1 "eval truncated system info" "invalid JSON" "$q" policy eval --policy-dir "$work/p" --system-info "$work/sys-trunc.json" work vault x.S
+
+mkdir "$work/default"
+cp "$default_policy" "$work/default/"
+expect 0 "default policy lints clean" "^1 file, [0-9]+ rules, no errors$" "$q" policy lint --policy-dir "$work/default"
+expect 0 "default policy: Filecopy asks" "^result=ask" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" work personal qubes.Filecopy
+expect 0 "default policy: ClipboardPaste asks" "^result=ask" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" work @default qube.ClipboardPaste
+expect 0 "default policy: other services denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" work personal qubes.VMShell
+expect 0 "default policy: calls to dom0 denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" work dom0 qubes.Filecopy
 
 if [ "$fails" -ne 0 ]; then
   echo "qubectl-cli: $fails failed"
