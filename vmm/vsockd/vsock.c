@@ -175,6 +175,7 @@ void vsd_vsock_reset_all(struct vsd_vsock *v)
 			conn_free(v, v->hash[i]);
 	}
 	v->rst_count = 0;
+	v->next_port = VSD_LOCAL_PORT_BASE;
 }
 
 void vsd_vsock_free(struct vsd_vsock *v)
