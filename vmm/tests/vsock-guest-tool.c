@@ -63,13 +63,13 @@ struct addr {
 	char path[108];
 };
 
-static void die_usage(const char *msg)
+_Noreturn static void die_usage(const char *msg)
 {
 	fprintf(stderr, "%s: %s\n", prog, msg);
 	exit(2);
 }
 
-static void fail(const char *fmt, const char *detail)
+_Noreturn static void fail(const char *fmt, const char *detail)
 {
 	fprintf(stderr, "%s: ", prog);
 	fprintf(stderr, fmt, detail);
