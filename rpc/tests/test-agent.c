@@ -250,6 +250,12 @@ static void setup_services(void)
 		tl_die("asprintf");
 	tl_write_file(rpc_dir, "flood", s, 0755);
 	free(s);
+	tl_write_file(rpc_dir, "plain", "#!/bin/sh\necho plain\n", 0755);
+	tl_write_file(rpc_dir, "plain+", "#!/bin/sh\necho plain-plus \"$#\"\n", 0755);
+	s = rpc_path("linked"); /* the administrator's symlink is followed */
+	if (symlink("/bin/echo", s) < 0)
+		tl_die("symlink");
+	free(s);
 	s = rpc_path("adir");
 	mkdir(s, 0755); /* a directory is not a service */
 	free(s);
@@ -362,6 +368,19 @@ static void test_basic(void)
 	result_free(&r);
 	run("over", "", NULL, 0, SEND_EOF, &r);
 	CHECK_STR((char *)r.out, "generic\n");
+	result_free(&r);
+
+	/* for an empty argument "SERVICE+" comes first, and gets no argv[1] */
+	run("plain", "", NULL, 0, SEND_EOF, &r);
+	CHECK_STR((char *)r.out, "plain-plus 0\n");
+	result_free(&r);
+	run("plain", "x", NULL, 0, SEND_EOF, &r);
+	CHECK_STR((char *)r.out, "plain\n");
+	result_free(&r);
+	/* a symlink to a program: executed directly, the argument as argv[1] */
+	run("linked", "hello-world", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.exit_code, 0);
+	CHECK_STR((char *)r.out, "hello-world\n");
 	result_free(&r);
 
 	/* exists but cannot run; killed by a signal */
