@@ -65,6 +65,7 @@ struct sb_conn {
 	bool hybrid_wait; /* agent: "OK <n>\n" not seen yet */
 	bool vsock_connecting;
 	bool start_sent_pending; /* agent: SERVICE_START sent before its HELLO */
+	bool wr_dead;    /* writing failed: output is dropped, reading goes on */
 };
 
 struct sb_call {
@@ -307,8 +308,11 @@ static void caller_on_msg(struct sandbox *sb, struct sb_call *call, const struct
 	case QRPC_MSG_STDIN:
 	case QRPC_MSG_EOF:
 		/* stdin that crossed the service's exit is dropped */
-		if (call->phase == SP_RUNNING && call->agent.fd >= 0)
+		if (call->phase == SP_RUNNING && call->agent.fd >= 0) {
 			conn_send(&call->agent, msg);
+			if (call->agent.wr_dead)
+				bk_buf_finish(&call->agent.out); /* nobody reads it */
+		}
 		break;
 	default:
 		break; /* the state machine lets nothing else through */
@@ -394,7 +398,8 @@ static bool conn_process(struct sandbox *sb, struct sb_conn *c)
 		bool forwards = c->is_agent ? untrusted_msg.type != QRPC_MSG_HELLO
 					    : (untrusted_msg.type == QRPC_MSG_STDIN ||
 					       untrusted_msg.type == QRPC_MSG_EOF);
-		if (forwards && peer->fd >= 0 && bk_buf_room(&peer->out) < used + 16) {
+		if (forwards && peer->fd >= 0 && !peer->wr_dead &&
+		    bk_buf_room(&peer->out) < used + 16) {
 			c->blocked = true;
 			break;
 		}
@@ -430,7 +435,7 @@ static bool conn_flush(struct sandbox *sb, struct sb_conn *c)
 {
 	bool progress = false;
 
-	if (c->fd < 0 || c->vsock_connecting)
+	if (c->fd < 0 || c->vsock_connecting || c->wr_dead)
 		return false;
 	while (bk_buf_len(&c->out) > 0) {
 		ssize_t n = send(c->fd, c->out.data + c->out.start, bk_buf_len(&c->out),
@@ -444,12 +449,11 @@ static bool conn_flush(struct sandbox *sb, struct sb_conn *c)
 			struct sb_call *call = c->call;
 
 			if (c->is_agent) {
-				bk_log("call id=%u: agent of %s: write: %s", call->id, call->target,
-				       strerror(errno));
-				if (call->phase == SP_CLOSING)
-					conn_close(sb, c);
-				else
-					caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
+				/* the service may have exited without reading its
+				 * stdin; its output and exit code can still be
+				 * waiting to be read, so only writing stops */
+				c->wr_dead = true;
+				bk_buf_finish(&c->out);
 			} else {
 				if (call->phase != SP_CLOSING)
 					bk_log("call id=%u: caller %s went away (%s)", call->id,
@@ -576,7 +580,7 @@ static void call_pump(struct sandbox *sb, struct sb_call *call)
 		if (!c->rd_eof && !c->blocked && bk_buf_room(&c->in) > 0 &&
 		    !(call->phase == SP_CLOSING && !c->is_agent))
 			want |= EPOLLIN;
-		if (bk_buf_len(&c->out) > 0 || c->vsock_connecting)
+		if ((bk_buf_len(&c->out) > 0 && !c->wr_dead) || c->vsock_connecting)
 			want |= EPOLLOUT;
 		/* want == 0 deregisters: a blocked or half-closed side is
 		 * looked at again when the other side makes progress */

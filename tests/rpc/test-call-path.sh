@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# RPC call path, end to end with real processes: qube-broker, one real
+# qube-agent per simulated qube (work, personal, vault, sys), real
+# qube-call, a prompt program on the ask interface and a start interface
+# that starts real agents (tests/rpc/rpc-starter.c).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+write_system_info work personal vault sys lazy down broken
+write_services
+cp "$T/rpc/test.Echo" "$T/rpc/test.Ask"
+mkdir -p "$T/policy"
+cat > "$T/policy/10-test.policy" <<'P'
+# call-path test policy
+test.Echo        *  work  personal    allow
+test.Echo        *  work  @default    allow target=personal
+test.Echo        *  work  vault       deny
+test.Echo        *  work  lazy        allow autostart=yes
+test.Echo        *  work  down        allow autostart=no
+test.Echo        *  work  broken      allow autostart=yes
+test.Echo        *  work  @dispvm     allow target=@dispvm:default-dvm
+test.Echo        *  sys   personal    allow
+test.Cat         *  work  personal    allow
+test.Exit        *  work  personal    allow
+test.IgnoreStdin *  work  personal    allow
+test.Forever     *  work  personal    allow
+test.Missing     *  work  personal    allow
+test.Ask         *  work  @anyvm      ask default_target=personal
+P
+for q in work personal vault sys; do start_agent "$q"; done
+mkdir -p "$T/start"
+"$RPC_STARTER" "$T/start/sock" "$T/qubes" "$T/rpc" "$QUBE_AGENT" broken > "$T/starter.log" 2>&1 &
+PIDS+=($!)
+wait_for 20 "start interface" grep -q listening "$T/starter.log"
+start_broker --ask-socket "$T/ask.sock" --start-socket "$T/start/sock" --ask-timeout 5000 \
+	--start-timeout 30000
+SB=$(broker_sandbox_pid)
+fd_base=$(fd_count "$BROKER_PID"); sbfd_base=$(fd_count "$SB")
+
+# -- allow, with what the service sees
+out=$(echo hi | call work personal test.Echo+arg1) && rc=0 || rc=$?
+check "allow: exit 0" test "$rc" = 0
+check "allow: service ran in personal, saw source/argument/requested target" \
+	test "$out" = "in=personal from=work arg=arg1 requested=personal
+hi"
+check "allow: logged with decision and rule" \
+	grep -q "call id=[0-9]* source=work target=personal requested=personal service=test.Echo argument=arg1 decision=allow result=started rule=$T/policy/10-test.policy:2 " "$T/broker.log"
+
+# -- deny
+out=$(echo hi | call work vault test.Echo 2>&1) && rc=0 || rc=$?
+check "deny: exit 126" test "$rc" = 126
+check "deny: logged with rule" grep -q "source=work target=- requested=vault service=test.Echo argument=- decision=deny result=refused rule=$T/policy/10-test.policy:4 " "$T/broker.log"
+# -- no rule matches
+out=$(echo hi | call sys vault test.Cat 2>&1) && rc=0 || rc=$?
+check "no matching rule: exit 126" test "$rc" = 126
+check "no matching rule: logged" grep -q 'source=sys target=- requested=vault service=test.Cat argument=- decision=deny result=refused rule=- ' "$T/broker.log"
+
+# -- unknown service (allowed by policy, absent in the target)
+out=$(echo hi | call work personal test.Missing 2>&1) && rc=0 || rc=$?
+check "unknown service: exit 127" test "$rc" = 127
+
+# -- redirect by target=
+out=$(echo hi | call work @default test.Echo) && rc=0 || rc=$?
+check "redirect: @default -> personal" test "$rc:$out" = "0:in=personal from=work arg= requested=@default
+hi"
+
+# -- identity comes from the transport: sys may call personal, work's socket is work
+out=$(echo hi | call sys personal test.Echo) && rc=0 || rc=$?
+check "source is the socket's qube (sys)" test "$rc:$(head -1 <<<"$out")" = "0:in=personal from=sys arg= requested=personal"
+
+# -- stderr and exit code relay
+call work personal test.Exit+5 </dev/null >"$T/o" 2>"$T/e" && rc=0 || rc=$?
+check "exit code relayed (5)" test "$rc" = 5
+check "stdout relayed" test "$(cat "$T/o")" = "to stdout"
+check "stderr relayed" grep -qx "to stderr: 5" "$T/e"
+call work personal test.Exit+0 </dev/null >/dev/null 2>&1 && rc=0 || rc=$?
+check "exit code relayed (0)" test "$rc" = 0
+
+# -- a service that ignores stdin while the caller sends 20 MiB
+out=$(head -c 20M /dev/zero | call work personal test.IgnoreStdin 2>/dev/null) && rc=0 || rc=$?
+check "service ignoring stdin: its exit code (3)" test "$rc" = 3
+check "service ignoring stdin: its output" test "$out" = "done without reading"
+
+# -- 100 MiB stdin -> stdout round trip through cat, with checksum
+head -c 100M /dev/urandom > "$T/big"
+want=$(sha256sum < "$T/big" | cut -d' ' -f1)
+got=$(call work personal test.Cat < "$T/big" | sha256sum | cut -d' ' -f1)
+check "100 MiB round trip: checksums match" test "$got" = "$want"
+rm -f "$T/big"
+
+# -- a caller that closes early: qube-call is killed while an endless
+# service streams; the broker must drop the call and close the agent side
+"$QUBE_CALL" --transport "unix:$T/qubes/work" personal test.Forever >"$T/forever.out" 2>/dev/null </dev/null &
+CP=$!
+streaming() { [ "$(stat -c %s "$T/forever.out")" -gt 100000 ]; }
+wait_for 30 "endless service streaming" streaming
+kill -9 "$CP"; wait "$CP" 2>/dev/null || true
+wait_for 20 "early close logged" grep -q "closed the connection early\|went away" "$T/broker.log"
+wait_for 20 "the early-closed call ended" grep -q "ended without an exit code" "$T/broker.log"
+gone() { ! pgrep -f "endless output from personal" >/dev/null; }
+wait_for 20 "service of the early-closed call terminated" gone
+ok "caller closing early: call ended, service gone"
+
+# -- ask: no prompt program connected -> deny
+out=$(echo hi | call work personal test.Ask 2>&1) && rc=0 || rc=$?
+check "ask with no prompt connected: 126" test "$rc" = 126
+check "ask with no prompt: reason logged" grep -q 'decision=ask-deny result=refused.*no prompt program is connected' "$T/broker.log"
+
+prompt_connected() { test "$(grep -c 'prompt program connected' "$T/broker.log")" -ge "$1"; }
+# -- ask answered yes (with a chosen target)
+"$RPC_PROMPT" "$T/ask.sock" allow personal > "$T/prompt1.log" &
+P1=$!; PIDS+=($P1)
+wait_for 20 "prompt 1 connected" prompt_connected 1
+out=$(echo hi | call work vault test.Ask) && rc=0 || rc=$?
+check "ask answered yes: runs in the chosen target" test "$rc:$(head -1 <<<"$out")" = "0:in=personal from=work arg= requested=vault"
+check "ask: question lists source, service, default and targets" \
+	grep -q '^ASK [0-9]* work test.Ask - vault personal .*personal' "$T/prompt1.log"
+check "ask yes: logged" grep -q 'decision=ask-allow result=started' "$T/broker.log"
+kill "$P1"; wait "$P1" 2>/dev/null || true
+
+# -- ask answered no
+"$RPC_PROMPT" "$T/ask.sock" deny > "$T/prompt2.log" &
+P2=$!; PIDS+=($P2)
+wait_for 20 "prompt 2 connected" prompt_connected 2
+out=$(echo hi | call work personal test.Ask 2>&1) && rc=0 || rc=$?
+check "ask answered no: 126" test "$rc" = 126
+kill "$P2"; wait "$P2" 2>/dev/null || true
+
+# -- ask answered with a target that was not offered
+"$RPC_PROMPT" "$T/ask.sock" allow dom0 > "$T/prompt3.log" &
+P3=$!; PIDS+=($P3)
+wait_for 20 "prompt 3 connected" prompt_connected 3
+out=$(echo hi | call work personal test.Ask 2>&1) && rc=0 || rc=$?
+check "ask answered with an unoffered target: 126" test "$rc" = 126
+check "unoffered target: reason logged" grep -q 'which was not offered' "$T/broker.log"
+kill "$P3"; wait "$P3" 2>/dev/null || true
+
+# -- ask: prompt never answers -> deny after --ask-timeout
+"$RPC_PROMPT" "$T/ask.sock" silent > "$T/prompt4.log" &
+P4=$!; PIDS+=($P4)
+wait_for 20 "prompt 4 connected" prompt_connected 4
+out=$(echo hi | call work personal test.Ask 2>&1) && rc=0 || rc=$?
+check "ask not answered in time: 126" test "$rc" = 126
+kill "$P4"; wait "$P4" 2>/dev/null || true
+
+# -- autostart through the start interface
+out=$(echo hi | call work lazy test.Echo) && rc=0 || rc=$?
+check "autostart: target started and the call ran there" test "$rc:$(head -1 <<<"$out")" = "0:in=lazy from=work arg= requested=lazy"
+check "autostart: start interface asked" grep -q 'request: START lazy' "$T/starter.log"
+# -- not running, autostart=no
+out=$(echo hi | call work down test.Echo 2>&1) && rc=0 || rc=$?
+check "not running, autostart=no: 125" test "$rc" = 125
+# -- not running and the start interface fails to start it
+out=$(echo hi | call work broken test.Echo 2>&1) && rc=0 || rc=$?
+check "start interface refuses: 125" test "$rc" = 125
+check "start failure: reason logged" grep -q 'result=failed.*could not start broken' "$T/broker.log"
+
+# -- @dispvm: a new disposable from the start interface, destroyed afterwards
+out=$(echo hi | call work @dispvm test.Echo) && rc=0 || rc=$?
+check "@dispvm: ran in a new disposable" test "$rc:$(head -1 <<<"$out")" = "0:in=disp1 from=work arg= requested=@dispvm"
+wait_for 20 "disposable destroyed" grep -q 'request: DESTROY disp1' "$T/starter.log"
+ok "@dispvm: destroyed after the call"
+
+# -- everything released
+# (the monitor listens on one more socket now: lazy's, started above)
+settled() { [ "$(fd_count "$SB")" -le "$sbfd_base" ] && [ "$(fd_count "$BROKER_PID")" -le $((fd_base + 1)) ]; }
+wait_for 20 "broker fds back to baseline" settled
+ok "broker and sandbox fd counts back to baseline ($fd_base / $sbfd_base)"
+finish
