@@ -29,9 +29,11 @@
  *   multi K N K connections at once, each "echo N"
  *   refused   the connection must be refused or reset, not hang
  *   blast N   write N bytes (no reply expected; benchmarks)
+ *   blast-hold N  same, then keep the connection open until the peer ends it
  *   drain N   read and verify N bytes, print throughput
  *   rtt K     K times: connect, 64-byte echo, close; print mean latency
  *   pingpong K  one connection, K 64-byte echoes; print mean latency
+ *   serve-echo  echo on the connection until EOF (e.g. a virtio-serial port)
  * Exit 0 on success, 1 on a failed check, 2 on usage errors.
  */
 #include <errno.h>
@@ -244,7 +246,17 @@ static int connect_addr(const struct addr *a, bool expect_fail)
 		fd = open(a->path, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			fail("open: %s", strerror(errno));
-		return fd;
+		/* A virtio-serial port reports POLLHUP until the host side
+		 * is connected; reads before that would return EOF. */
+		for (int i = 0; i < IO_TIMEOUT_MS / 10; i++) {
+			struct pollfd p = { fd, POLLOUT, 0 };
+
+			if (poll(&p, 1, 10) == 1 && !(p.revents & POLLHUP))
+				return fd;
+			if (p.revents & POLLHUP)
+				usleep(10000);
+		}
+		fail("%s: host side never connected", a->path);
 	}
 	if (a->kind == A_VSOCK) {
 		struct sockaddr_vm svm = { .svm_family = AF_VSOCK, .svm_cid = a->cid,
@@ -551,9 +563,15 @@ static int cmd_connect(const struct addr *a, const char *mode, uint64_t n, uint6
 	if (!strcmp(mode, "send")) {
 		fd = connect_addr(a, false);
 		do_send(fd, n, true);
-	} else if (!strcmp(mode, "blast")) {
+	} else if (!strcmp(mode, "blast") || !strcmp(mode, "blast-hold")) {
 		fd = connect_addr(a, false);
 		do_send(fd, n, false);
+		/* blast-hold: keep the connection until the peer ends it (a
+		 * chardev drops unread bytes when its socket closes early) */
+		if (mode[5] == '-') {
+			while (read_to(fd, iobuf, sizeof(iobuf)) > 0) {
+			}
+		}
 	} else if (!strcmp(mode, "recv") || !strcmp(mode, "drain")) {
 		double secs;
 		uint64_t got;
@@ -604,6 +622,9 @@ static int cmd_connect(const struct addr *a, const char *mode, uint64_t n, uint6
 			fail("%s", "connection was accepted, expected a refusal");
 		printf("%s: refused as expected\n", prog);
 		return 0;
+	} else if (!strcmp(mode, "serve-echo")) {
+		fd = connect_addr(a, false);
+		serve(fd, "echo", 0);
 	} else if (!strcmp(mode, "rtt") || !strcmp(mode, "pingpong")) {
 		double us = latency_us(a, n, mode[0] == 'r');
 		printf("%s: %s mean %.1f us over %llu\n", prog, mode, us, (unsigned long long)n);
