@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks images/minimal/build.sh itself:
-#  - two builds with the same inputs give byte-identical vmlinuz and
-#    initramfs (the second under another umask and TMPDIR);
+#  - two builds with the same inputs give byte-identical vmlinuz, vmlinux
+#    and initramfs (the second under another umask and TMPDIR);
 #  - the second build runs from the cache: it prints "cache hit" and never
 #    calls apt-get (an apt-get that fails on any call is first in PATH);
 #  - a dynamically linked --add program gets its libraries and runs in the
@@ -50,7 +50,7 @@ chmod +x "$tmp/shim/apt-get"
   { cat "$tmp/build2.log" >&2; fail "second (cached) build failed"; }
 [ ! -e "$tmp/apt-get-calls" ] || fail "second build called: $(cat "$tmp/apt-get-calls")"
 grep -q 'cache hit: linux-image-' "$tmp/build2.log" || { cat "$tmp/build2.log" >&2; fail "second build did not report a cache hit"; }
-for f in vmlinuz initramfs.cpio.gz; do
+for f in vmlinuz vmlinux initramfs.cpio.gz; do
   a=$(sha256sum < "$tmp/out1/$f" | cut -d' ' -f1)
   b=$(sha256sum < "$tmp/out2/$f" | cut -d' ' -f1)
   [ "$a" = "$b" ] || fail "$f differs between two builds: $a vs $b"
@@ -59,6 +59,8 @@ done
 [ -z "$(find "$tmp/tmpdir2" -mindepth 1)" ] || fail "build left files in its TMPDIR"
 
 # ---- the dynamically linked program and its libraries ---------------------
+# (this boot uses the compressed vmlinuz; the other guest tests boot vmlinux)
+[ -f "$tmp/out1/vmlinux" ] || fail "no uncompressed PVH kernel vmlinux in the output"
 grep -q '^libraries: .*libc.so.6' "$tmp/out1/manifest.txt" || fail "manifest lists no libc for $dyn"
 gzip -dc "$tmp/out1/initramfs.cpio.gz" | cpio -t --quiet > "$tmp/list"
 grep -qx 'usr/bin/coreutils-env' "$tmp/list" || fail "coreutils-env not in the initramfs"
