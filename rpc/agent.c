@@ -29,6 +29,7 @@ extern char **environ;
 
 #define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
 #define REQUEST_TIMEOUT_MS 60000
+#define LINGER_MS 10000
 
 static const char *agent_name = "qube-agent";
 
@@ -474,6 +475,31 @@ static int relay(struct conn *c)
 	}
 }
 
+/* After EXIT: stdin may still be on its way (it crossed EXIT in flight, or
+ * the service never read it).  Closing a socket with unread data makes the
+ * kernel reset the connection (AF_UNIX: the peer sees ECONNRESET, its
+ * writes fail) and the broker could lose the EXIT it has not read yet.  So
+ * end our side with shutdown(SHUT_WR) and discard what still arrives until
+ * the broker closes, at most LINGER_MS after the last byte. */
+static void linger_close(struct conn *c)
+{
+	uint8_t scratch[16384];
+
+	if (shutdown(c->sock, SHUT_WR) < 0)
+		return;
+	for (;;) {
+		struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
+		int pr = poll(&pfd, 1, LINGER_MS);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			return;
+		ssize_t got = recv(c->sock, scratch, sizeof(scratch), MSG_DONTWAIT);
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+			return;
+	}
+}
+
 /* Sends HELLO, reads HELLO + SERVICE_START within REQUEST_TIMEOUT_MS. */
 static int read_request(struct conn *c, struct qagent_request *req)
 {
@@ -557,6 +583,8 @@ static int handle_connection(int sock, const char *rpc_dir, int rpc_dir_fd)
 			goto out;
 	}
 	r = relay(c);
+	if (r == 0)
+		linger_close(c);
 out:
 	close_in(c);
 	close_out(c);

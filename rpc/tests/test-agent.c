@@ -25,6 +25,7 @@ struct result {
 	int exit_code; /* -1 until EXIT */
 	int rc;        /* 0: EXIT received; negative: how it ended otherwise */
 	int n_msgs;
+	bool send_failed; /* a write to the agent failed (it closed early) */
 };
 
 static void result_free(struct result *r)
@@ -144,6 +145,7 @@ static void stream(int fd, struct qrpc_state *st, const void *in_v, size_t in_le
 			if (w > 0)
 				woff += (size_t)w;
 			else if (w < 0 && errno != EAGAIN) {
+				res->send_failed = true;
 				woff = wlen = 0;
 				in_off = in_len;
 				eof_done = true;
@@ -425,6 +427,10 @@ static void test_streams(void)
 	CHECK_INT(r.rc, 0);
 	CHECK_INT(r.exit_code, 3);
 	CHECK_STR((char *)r.out, "ignored\n");
+	/* ...and keeps taking (discarding) stdin until the caller closes, so a
+	 * broker still sending never sees its writes fail before it has read
+	 * the exit code */
+	CHECK(!r.send_failed);
 	result_free(&r);
 	free(big);
 
