@@ -513,15 +513,14 @@ static int eval_allow(const struct eval_ctx *c, const struct qpol_rule *rule,
 	case QPOL_TOK_DEFAULT:
 		if ((r = deny(d, true, rule)) < 0)
 			return r;
-		return set_reason(d, "policy defines 'allow' action at %s:%u but no target is "
-				  "specified by caller or policy", rule->file, rule->line);
+		return set_reason(d, "policy defines 'allow' action but no target is "
+				  "specified by caller or policy");
 	case QPOL_TOK_DISPVM_NAME:
 		dom = qpol_system_find(c->sys, actual.value);
 		if (!dom || !dom->template_for_dispvms) {
 			if ((r = deny(d, true, rule)) < 0)
 				return r;
-			return set_reason(d, "not a template for dispvm: %s (%s:%u)", actual.value,
-					  rule->file, rule->line);
+			return set_reason(d, "not a template for dispvm: %s", actual.value);
 		}
 		if (asprintf(&target, "@dispvm:%s", actual.value) < 0)
 			return -ENOMEM;
@@ -531,8 +530,8 @@ static int eval_allow(const struct eval_ctx *c, const struct qpol_rule *rule,
 		if (!tmpl) {
 			if ((r = deny(d, true, rule)) < 0)
 				return r;
-			return set_reason(d, "policy defines 'allow' action to @dispvm at %s:%u but "
-					  "no DispVM base is set for this VM", rule->file, rule->line);
+			return set_reason(d, "policy defines 'allow' action to @dispvm but "
+					  "no DispVM base is set for this VM");
 		}
 		if (asprintf(&target, "@dispvm:%s", tmpl) < 0)
 			return -ENOMEM;
@@ -556,16 +555,15 @@ static int eval_allow(const struct eval_ctx *c, const struct qpol_rule *rule,
 	if (!rule->autostart && !allowed_without_autostart(c, target)) {
 		r = deny(d, rule->notify, rule);
 		if (r == 0)
-			r = set_reason(d, "target %s is denied because it would require autostart "
-				       "(%s:%u)", target, rule->file, rule->line);
+			r = set_reason(d, "target %s is denied because it would require autostart",
+				       target);
 		free(target);
 		return r;
 	}
 	if (strcmp(target, c->src_name) == 0) {
 		r = deny(d, true, rule);
 		if (r == 0)
-			r = set_reason(d, "loopback qrexec connection not supported (%s:%u)",
-				       rule->file, rule->line);
+			r = set_reason(d, "loopback qrexec connection not supported");
 		free(target);
 		return r;
 	}
@@ -576,7 +574,7 @@ static int eval_allow(const struct eval_ctx *c, const struct qpol_rule *rule,
 	if ((r = dup_str(&d->user, rule->user)) < 0 || (r = dup_str(&d->rule_file, rule->file)) < 0)
 		return r;
 	d->rule_line = rule->line;
-	return set_reason(d, "allowed by policy %s:%u", rule->file, rule->line);
+	return set_reason(d, "allowed by rule");
 }
 
 static int eval_ask(const struct eval_ctx *c, const struct qpol_rule *rule,
@@ -620,8 +618,8 @@ static int eval_ask(const struct eval_ctx *c, const struct qpol_rule *rule,
 	if (targets.n == 0) {
 		if ((r = deny(d, true, rule)) < 0)
 			goto out;
-		r = set_reason(d, "policy defines 'ask' action at %s:%u but no target is available "
-			       "to choose from", rule->file, rule->line);
+		r = set_reason(d, "policy defines 'ask' action but no target is available "
+			       "to choose from");
 		goto out;
 	}
 	if (rule->has_default_target) {
@@ -664,7 +662,7 @@ static int eval_ask(const struct eval_ctx *c, const struct qpol_rule *rule,
 	if ((r = dup_str(&d->user, rule->user)) < 0 || (r = dup_str(&d->rule_file, rule->file)) < 0)
 		goto out;
 	d->rule_line = rule->line;
-	r = set_reason(d, "ask by policy %s:%u", rule->file, rule->line);
+	r = set_reason(d, "ask by rule");
 out:
 	free(def);
 	strset_finish(&targets);
@@ -674,14 +672,6 @@ out:
 static int reject(int r)
 {
 	return r < 0 ? r : -EINVAL;
-}
-
-static bool valid_chars(const char *s, bool argument)
-{
-	for (; *s; s++)
-		if (!(argument ? qpol_is_argument_char(*s) : qpol_is_service_char(*s)))
-			return false;
-	return true;
 }
 
 /* Fills C from REQUEST; returns 0, -ENOMEM, or -EINVAL with a reason
@@ -695,10 +685,16 @@ static int prepare_request(struct eval_ctx *c, const struct qpol_request *req,
 
 	if (!req->service || !req->argument || !req->source || !req->target)
 		return reject(set_reason(d, "malformed request: missing field"));
-	if (req->service[0] == '\0' || !valid_chars(req->service, false))
-		return reject(set_reason(d, "malformed request: invalid service name"));
-	if (!valid_chars(req->argument, true))
-		return reject(set_reason(d, "malformed request: invalid service argument"));
+	/* The same rules as qube-call, the qrpc codec and qube-agent (qname.h):
+	 * nothing is evaluated here that could not be delivered, and the
+	 * reverse. */
+	if (!qname_service_is_valid(req->service))
+		return reject(set_reason(d, "malformed request: invalid service name (want 1-%u "
+					 "of [A-Za-z0-9_.-], not starting with '.')",
+					 QNAME_MAX_SERVICE));
+	if (!qname_argument_is_valid(req->argument))
+		return reject(set_reason(d, "malformed request: invalid service argument (want "
+					 "0-%u of [A-Za-z0-9_.+-])", QNAME_MAX_ARGUMENT));
 	c->service = req->service;
 	c->argument = req->argument;
 
@@ -713,7 +709,11 @@ static int prepare_request(struct eval_ctx *c, const struct qpol_request *req,
 			return reject(set_reason(d, "unknown source qube"));
 	}
 
+	/* Qubes reads an empty target as @default. */
 	target = req->target[0] ? req->target : "@default";
+	if (!qname_target_is_valid(target))
+		return reject(set_reason(d, "malformed request: invalid target (want a qube name, "
+					 "@default, @adminvm, @dispvm or @dispvm:NAME)"));
 	r = qpol_token_parse(target, QPOL_CTX_REQUEST, &c->rt, &msg);
 	if (r == -EINVAL) {
 		if (!msg)
@@ -789,7 +789,7 @@ int qpol_evaluate(const struct qpol_policy *policy, const struct qpol_system *sy
 	case QPOL_ACTION_DENY:
 		r = deny(&d, rule->notify, rule);
 		if (r == 0)
-			r = set_reason(&d, "denied by policy %s:%u", rule->file, rule->line);
+			r = set_reason(&d, "denied by rule");
 		break;
 	case QPOL_ACTION_ALLOW:
 		r = eval_allow(&c, rule, &d);

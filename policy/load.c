@@ -210,7 +210,7 @@ static int parse_service_argument(struct loader *ld, const char *file, unsigned 
 
 	if (strcmp(service, "*") != 0) {
 		for (const char *c = service; *c; c++) {
-			if (!qpol_is_service_char(*c)) {
+			if (!qname_is_name_char(*c)) {
 				r = diag(ld, file, line,
 					 "service \"%s\" contains an invalid character '%c' "
 					 "(allowed: A-Z a-z 0-9 . _ -)",
@@ -224,7 +224,7 @@ static int parse_service_argument(struct loader *ld, const char *file, unsigned 
 	}
 	if (strcmp(argument, "*") != 0) {
 		for (const char *c = argument; *c; c++) {
-			if (!qpol_is_argument_char(*c)) {
+			if (!qname_is_argument_char(*c)) {
 				r = diag(ld, file, line,
 					 "argument \"%s\" contains an invalid character '%c' "
 					 "(allowed: A-Z a-z 0-9 + . _ -)",

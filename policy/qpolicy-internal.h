@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "qname.h"
 #include "qpolicy.h"
 
 /* A qube specification as written in a rule (source, target, target=,
@@ -116,9 +117,6 @@ const struct qpol_domain *qpol_system_find(const struct qpol_system *system, con
 /* Builds the service index of a fully loaded policy. */
 int qpol_policy_build_index(struct qpol_policy *policy);
 
-/* Character classes of the policy language. */
-bool qpol_is_service_char(char c);  /* [A-Za-z0-9._-] */
-bool qpol_is_argument_char(char c); /* service chars and '+' */
-bool qpol_is_valid_qube_name(const char *name);
+/* Character classes and name rules: qname.h, shared with libqrpc. */
 
 #endif

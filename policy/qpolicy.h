@@ -119,7 +119,8 @@ struct qpol_decision {
 	/* the rule that decided; NULL/0 when no rule matched */
 	char *rule_file;
 	unsigned rule_line;
-	char *reason; /* always set: why, in words */
+	char *reason; /* always set: why, in words; never repeats rule_file:rule_line,
+	               which a caller prints beside it when set */
 };
 
 /*

@@ -103,7 +103,7 @@ static int parse_domain(const char *name, struct json_object *obj, struct qpol_d
 	struct json_object *v;
 	int r;
 
-	if (!qpol_is_valid_qube_name(name))
+	if (!qname_qube_is_valid(name))
 		return sys_fail(ret_error,
 				"domains.%s: invalid qube name (1-31 of A-Z a-z 0-9 _ . -, "
 				"starting with a letter)",

@@ -205,27 +205,3 @@ char *qpol_token_to_string(const struct qpol_token *tok)
 		return NULL;
 	return s;
 }
-
-bool qpol_is_service_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
-
-bool qpol_is_argument_char(char c)
-{
-	return qpol_is_service_char(c) || c == '+';
-}
-
-bool qpol_is_valid_qube_name(const char *name)
-{
-	size_t len = strlen(name);
-	if (len < 1 || len > 31)
-		return false;
-	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z')))
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!qpol_is_service_char(name[i]))
-			return false;
-	return true;
-}

@@ -4,6 +4,7 @@
  * nothing here touches the OS.  docs/protocol.md is the specification.
  */
 #include "qrpc.h"
+#include "qname.h"
 
 #include <errno.h>
 #include <string.h>
@@ -25,86 +26,32 @@ static void put_le32(uint8_t *p, uint32_t v)
 
 /* ---- Name rules ------------------------------------------------------------ */
 
-static bool is_alpha(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* [A-Za-z0-9_.-] */
-static bool is_name_char(char c)
-{
-	return is_alpha(c) || is_digit(c) || c == '_' || c == '.' || c == '-';
-}
-
-static size_t bounded_len(const char *s, size_t max_plus_one)
-{
-	size_t n = 0;
-	while (n < max_plus_one && s[n])
-		n++;
-	return n;
-}
+/* The rules themselves live in policy/qname.c, shared with libqpolicy, so
+ * that the codec, qube-call, the agent and the policy evaluator accept
+ * exactly the same names. */
+_Static_assert(QRPC_MAX_QUBE == QNAME_MAX_QUBE, "qube name cap differs from qname.h");
+_Static_assert(QRPC_MAX_TARGET == QNAME_MAX_TARGET, "target cap differs from qname.h");
+_Static_assert(QRPC_MAX_SERVICE == QNAME_MAX_SERVICE, "service cap differs from qname.h");
+_Static_assert(QRPC_MAX_ARGUMENT == QNAME_MAX_ARGUMENT, "argument cap differs from qname.h");
 
 bool qrpc_qube_name_is_valid(const char *name)
 {
-	if (!name)
-		return false;
-	size_t n = bounded_len(name, QRPC_MAX_QUBE + 1);
-	if (n == 0 || n > QRPC_MAX_QUBE || !is_alpha(name[0]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_name_char(name[i]))
-			return false;
-	return true;
+	return qname_qube_is_valid(name);
 }
 
 bool qrpc_service_name_is_valid(const char *name)
 {
-	if (!name)
-		return false;
-	size_t n = bounded_len(name, QRPC_MAX_SERVICE + 1);
-	/* A leading '.' would allow ".", ".." and hidden files in the
-	 * service directory. */
-	if (n == 0 || n > QRPC_MAX_SERVICE || name[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_name_char(name[i]))
-			return false;
-	return true;
+	return qname_service_is_valid(name);
 }
 
 bool qrpc_argument_is_valid(const char *arg)
 {
-	if (!arg)
-		return false;
-	size_t n = bounded_len(arg, QRPC_MAX_ARGUMENT + 1);
-	if (n > QRPC_MAX_ARGUMENT)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_name_char(arg[i]) && arg[i] != '+')
-			return false;
-	return true;
+	return qname_argument_is_valid(arg);
 }
 
 bool qrpc_target_is_valid(const char *target)
 {
-	if (!target)
-		return false;
-	size_t n = bounded_len(target, QRPC_MAX_TARGET + 1);
-	if (n == 0 || n > QRPC_MAX_TARGET)
-		return false;
-	if (target[0] != '@')
-		return qrpc_qube_name_is_valid(target);
-	if (strcmp(target, "@default") == 0 || strcmp(target, "@adminvm") == 0 ||
-	    strcmp(target, "@dispvm") == 0)
-		return true;
-	if (strncmp(target, "@dispvm:", 8) == 0)
-		return qrpc_qube_name_is_valid(target + 8);
-	return false;
+	return qname_target_is_valid(target);
 }
 
 /* ---- Header -------------------------------------------------------------- */
@@ -519,8 +466,11 @@ int qrpc_state_on_send(struct qrpc_state *s, const struct qrpc_msg *msg)
 		return 0;
 	}
 	case QRPC_MSG_EOF: {
+		/* range first: the shift below is only defined for 0..2 */
+		if (msg->u.eof.stream > QRPC_STREAM_STDERR)
+			return -EPROTO;
 		unsigned bit = STREAM_BIT(msg->u.eof.stream);
-		if (msg->u.eof.stream > QRPC_STREAM_STDERR || (s->eof_tx & bit))
+		if (s->eof_tx & bit)
 			return -EPROTO;
 		if (client ? (msg->u.eof.stream != QRPC_STREAM_STDIN || !client_streams_open(s))
 			   : (msg->u.eof.stream == QRPC_STREAM_STDIN || !server_streams_open(s)))
@@ -590,8 +540,11 @@ int qrpc_state_on_recv(struct qrpc_state *s, const struct qrpc_msg *msg)
 		return 0;
 	}
 	case QRPC_MSG_EOF: {
+		/* range first: the shift below is only defined for 0..2 */
+		if (msg->u.eof.stream > QRPC_STREAM_STDERR)
+			return -EPROTO;
 		unsigned bit = STREAM_BIT(msg->u.eof.stream);
-		if (msg->u.eof.stream > QRPC_STREAM_STDERR || (s->eof_rx & bit))
+		if (s->eof_rx & bit)
 			return -EPROTO;
 		if (client ? (msg->u.eof.stream == QRPC_STREAM_STDIN || !client_streams_open(s))
 			   : (msg->u.eof.stream != QRPC_STREAM_STDIN || !server_streams_open(s)))

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "qname.h"
 #include "qpolicy.h"
 
 static const char system_json[] =
@@ -370,6 +371,111 @@ static void test_concurrent_evaluation(void **state)
 	qpol_system_free(s);
 }
 
+/* The evaluator applies the name rules of qname.h, the same function the
+ * qrpc codec and qube-call use: a request they could never carry is not
+ * evaluated, even where a wildcard rule would allow it.  (It used to check
+ * only the characters: ".x", 65-byte services and arguments, and targets
+ * such as "a/b" were evaluated, the last as @default.) */
+static void test_request_names_follow_qname(void **state)
+{
+	struct qpol_system *s = load_system();
+	struct qpol_policy *p = parse("* * @anyvm @anyvm allow\n"
+				      "* * @anyvm @default allow target=vault\n");
+	struct qpol_decision d;
+	char long_name[QNAME_MAX_SERVICE + 2];
+	static const char *const bad_targets[] = {
+		"a/b", "-x", "1abc", "vault ", "@dispvm:", "@dispvm:@tag:x", "@anyvm",
+		"abcdefghijabcdefghijabcdefghijab", /* 32 bytes */
+	};
+
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+
+	/* sanity: the rule does allow well-formed requests */
+	eval(p, s, "work", "vault", "x.Ok", "arg+1", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	qpol_decision_finish(&d);
+	long_name[QNAME_MAX_SERVICE] = '\0'; /* 64 bytes: still valid */
+	eval(p, s, "work", "vault", long_name, long_name, &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	qpol_decision_finish(&d);
+	long_name[QNAME_MAX_SERVICE] = 'a'; /* 65 bytes */
+
+	eval(p, s, "work", "vault", ".hidden", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_non_null(strstr(d.reason, "malformed request: invalid service name"));
+	qpol_decision_finish(&d);
+	eval(p, s, "work", "vault", "..", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	qpol_decision_finish(&d);
+	eval(p, s, "work", "vault", long_name, "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_non_null(strstr(d.reason, "malformed request: invalid service name"));
+	qpol_decision_finish(&d);
+	eval(p, s, "work", "vault", "x.Ok", long_name, &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_non_null(strstr(d.reason, "malformed request: invalid service argument"));
+	qpol_decision_finish(&d);
+	for (size_t i = 0; i < sizeof(bad_targets) / sizeof(bad_targets[0]); i++) {
+		assert_false(qname_target_is_valid(bad_targets[i]));
+		eval(p, s, "work", bad_targets[i], "x.Ok", "", &d);
+		assert_int_equal(d.result, QPOL_RESULT_DENY);
+		assert_non_null(strstr(d.reason, "malformed request"));
+		qpol_decision_finish(&d);
+	}
+	qpol_policy_free(p);
+	qpol_system_free(s);
+}
+
+/* A decision that names its rule (rule_file, rule_line) does not repeat
+ * that location in its reason: "qubectl policy eval --explain" and the
+ * broker's log print FILE:LINE beside the reason. */
+static void test_reason_does_not_repeat_location(void **state)
+{
+	struct qpol_system *s = load_system();
+	struct qpol_policy *p = parse("r.Allow * @anyvm @anyvm allow\n"
+				      "r.Deny * @anyvm @anyvm deny\n"
+				      "r.Ask * @anyvm @anyvm ask\n"
+				      "r.NoStart * @anyvm @anyvm allow autostart=no\n"
+				      "r.Loop * @anyvm @anyvm allow target=work\n"
+				      "r.Def * @anyvm @default allow target=@dispvm\n"
+				      "r.AskNone * @anyvm @anyvm ask target=vault autostart=no\n");
+	static const struct {
+		const char *service, *target;
+		enum qpol_result result;
+		unsigned line;
+		const char *reason;
+	} rows[] = {
+		{ "r.Allow", "vault", QPOL_RESULT_ALLOW, 1, "allowed by rule" },
+		{ "r.Deny", "vault", QPOL_RESULT_DENY, 2, "denied by rule" },
+		{ "r.Ask", "vault", QPOL_RESULT_ASK, 3, "ask by rule" },
+		{ "r.NoStart", "vault", QPOL_RESULT_DENY, 4,
+		  "target vault is denied because it would require autostart" },
+		{ "r.Loop", "vault", QPOL_RESULT_DENY, 5, "loopback qrexec connection not supported" },
+		{ "r.AskNone", "vault", QPOL_RESULT_DENY, 7,
+		  "policy defines 'ask' action but no target is available to choose from" },
+	};
+	struct qpol_decision d;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		eval(p, s, "work", rows[i].target, rows[i].service, "", &d);
+		assert_int_equal(d.result, rows[i].result);
+		assert_string_equal(d.rule_file, "test.policy");
+		assert_int_equal(d.rule_line, rows[i].line);
+		assert_string_equal(d.reason, rows[i].reason);
+		assert_null(strstr(d.reason, "test.policy"));
+		qpol_decision_finish(&d);
+	}
+	/* the disposable's base comes from "vault", which has none */
+	eval(p, s, "vault", "@default", "r.Def", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_int_equal(d.rule_line, 6);
+	assert_null(strstr(d.reason, "test.policy"));
+	qpol_decision_finish(&d);
+	qpol_policy_free(p);
+	qpol_system_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +486,8 @@ int main(void)
 		cmocka_unit_test(test_index_matches_linear_order),
 		cmocka_unit_test(test_parse_text_edge_cases),
 		cmocka_unit_test(test_concurrent_evaluation),
+		cmocka_unit_test(test_request_names_follow_qname),
+		cmocka_unit_test(test_reason_does_not_repeat_location),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests of the libqrpc codec, name rules and state machine. */
+#include "qname.h"
 #include "qrpc.h"
 
 #include <errno.h>
@@ -649,6 +650,46 @@ static void test_versions(void)
 	CHECK_INT(s.version, QRPC_PROTOCOL_VERSION);
 }
 
+/* EOF with a stream number out of range, handed to the state machine
+ * without going through the decoder: refused, and (checked by UBSan in the
+ * sanitizer build) without shifting 1u by 32 or more first. */
+static void test_state_eof_range(void)
+{
+	struct pair p;
+	struct qrpc_msg ss = service_start("work", "svc", "", "work");
+	static const uint32_t bad[] = { 3, 31, 32, 40, 0x80000000u, 0xffffffffu };
+
+	pair_init(&p, QRPC_CHANNEL_SERVICE);
+	hellos(&p);
+	CHECK_INT(c2s(&p, ss), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct qrpc_msg e = { .type = QRPC_MSG_EOF };
+		e.u.eof.stream = bad[i];
+		CHECK_INT(qrpc_state_on_send(&p.client, &e), -EPROTO);
+		CHECK_INT(qrpc_state_on_recv(&p.server, &e), -EPROTO);
+		CHECK_INT(qrpc_state_on_send(&p.server, &e), -EPROTO);
+		CHECK_INT(qrpc_state_on_recv(&p.client, &e), -EPROTO);
+	}
+	CHECK_INT(p.client.eof_tx | p.client.eof_rx | p.server.eof_tx | p.server.eof_rx, 0);
+}
+
+/* The qrpc name functions are the shared qname.h rules, not a copy. */
+static void test_names_shared(void)
+{
+	static const char *const samples[] = {
+		"", "a", ".x", "..", "x.", "-x", "1x", "a+b", "a/b", "@default", "@adminvm",
+		"@dispvm", "@dispvm:x", "@dispvm:", "@anyvm", "dom0", "Work_2.x",
+		"abcdefghijklmnopqrstuvwxyz01234", "abcdefghijklmnopqrstuvwxyz012345",
+	};
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		const char *n = samples[i];
+		CHECK(qrpc_qube_name_is_valid(n) == qname_qube_is_valid(n));
+		CHECK(qrpc_service_name_is_valid(n) == qname_service_is_valid(n));
+		CHECK(qrpc_argument_is_valid(n) == qname_argument_is_valid(n));
+		CHECK(qrpc_target_is_valid(n) == qname_target_is_valid(n));
+	}
+}
+
 int main(void)
 {
 	test_roundtrips();
@@ -657,5 +698,7 @@ int main(void)
 	test_state_call();
 	test_state_service();
 	test_versions();
+	test_state_eof_range();
+	test_names_shared();
 	return check_exit_code("test-codec");
 }
