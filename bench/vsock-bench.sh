@@ -96,6 +96,10 @@ done
 "$tool" connect "hybrid:$tmp/vs:3002" pingpong 500 >"$tmp/h-vsock-pp.log" 2>&1 || fail "vsock pingpong"
 "$tool" connect "hybrid:$tmp/vs:3002" rtt 100 >"$tmp/h-vsock-rtt.log" 2>&1 || fail "vsock rtt"
 
+# CPU time qube-vsockd used for everything above (both directions + echoes)
+read -r -a st < "/proc/$dpid/stat"
+cpu=$(awk -v u="${st[13]}" -v s="${st[14]}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (u + s) / hz }')
+
 mbs() { sed -n 's/.*drained [0-9]* bytes in [0-9.]* s (\([0-9.]*\) MB\/s).*/\1/p' | head -n1; }
 us() { sed -n 's/.* mean \([0-9.]*\) us over.*/\1/p' | head -n1; }
 g2h_vsock=$(mbs < "$tmp/h-vsock-g2h.log")
@@ -117,3 +121,4 @@ printf '%-36s %9s MB/s %8s MB/s %8s\n' "guest -> host throughput" "$g2h_vsock" "
 printf '%-36s %9s MB/s %8s MB/s %8s\n' "host -> guest throughput" "$h2g_vsock" "$h2g_serial" "$(ratio "$h2g_vsock" "$h2g_serial")"
 printf '%-36s %10s us %10s us %8s\n' "64-byte echo round trip (open)" "$pp_vsock" "$pp_serial" "$(ratio "$pp_serial" "$pp_vsock")"
 printf '%-36s %10s us %13s\n' "connect + 64-byte echo + close" "$rtt_vsock" "-"
+echo "qube-vsockd CPU time for the whole run ($((2 * mib)) MiB + echoes): ${cpu} s"

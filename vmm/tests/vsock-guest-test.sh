@@ -9,7 +9,9 @@
 #     after the host's half-close), 64 concurrent host -> guest connections,
 #     a refused CONNECT (guest port without listener),
 #   QEMU killed mid-transfer: qube-vsockd exits 0 and removes its sockets;
-# then boots a second guest on fresh sockets: connections work both ways.
+# then boots a second guest on fresh sockets: connections work both ways;
+# then a third guest reboots inside the same QEMU: the backend stays and
+# connections work again after the reboot.
 #   vsock-guest-test.sh MESON_BUILD_ROOT QUBE_VSOCKD VSOCK_GUEST_TOOL
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -66,6 +68,21 @@ wait_exit() {
   rc=124
 }
 
+# wait_guest LOG MARKER SECONDS: until MARKER is in LOG; fails early when
+# the guest went idle (all its commands done) or QEMU ended without it
+wait_guest() {
+  local log=$1 marker=$2 t=$3
+  for _ in $(seq $((t * 10))); do
+    grep -qF -- "$marker" "$log" 2>/dev/null && return 0
+    if grep -qF 'qube-init: idle' "$log" 2>/dev/null || ! kill -0 "$qpid" 2>/dev/null; then
+      grep -qF -- "$marker" "$log" 2>/dev/null && return 0
+      return 1
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
 start_backend() { # NAME
   "$vsockd" --socket "$tmp/vu.sock" --guest-cid 5 --uds-path "$tmp/vs" --verbose \
     >"$tmp/vsockd-$1.log" 2>&1 &
@@ -106,7 +123,7 @@ append+=' "qube.run=echo guest-side-done"'
 step "boot guest 1; guest-side tests run at boot"
 start_guest 1 "$append"
 s1=$tmp/serial-1.log
-"$lib/wait-for-marker.sh" "$s1" "guest-side-done" 420 "$qpid" || fail "guest-side tests did not finish"
+wait_guest "$s1" "guest-side-done" 420 || fail "guest-side tests did not finish"
 for i in 3 4 5 6; do
   grep -qF "qube-init: run[$i] exit 0" "$s1" || fail "guest command run[$i] failed: $(grep -F "run[$i]" "$s1" | tr '\n' ' ')"
 done
@@ -147,7 +164,7 @@ append+=' "qube.run=vsock-guest-tool connect vsock:2:2001 echo 100000"'
 append+=' "qube.run=echo guest-side-done"'
 start_guest 2 "$append"
 s2=$tmp/serial-2.log
-"$lib/wait-for-marker.sh" "$s2" "guest-side-done" 420 "$qpid" || fail "guest 2 did not finish"
+wait_guest "$s2" "guest-side-done" 420 || fail "guest 2 did not finish"
 grep -qF "qube-init: run[2] exit 0" "$s2" || fail "guest 2 -> host echo failed"
 "$tool" connect "hybrid:$tmp/vs:1024" echo 100000 || fail "host -> guest 2 echo"
 kill "$qpid"
@@ -157,6 +174,46 @@ wait_exit "$dpid" 60
 dpid=
 [ "$rc" = 0 ] || fail "qube-vsockd exit status $rc after QEMU quit (want 0)"
 [ ! -e "$tmp/vs" ] || fail "qube-vsockd left $tmp/vs behind"
-grep -q 'rejected' "$tmp/vsockd-1.log" "$tmp/vsockd-2.log" &&
+
+# ---- guest reboot inside the same QEMU --------------------------------------
+# The vhost-user device is stopped and started again by QEMU; the backend
+# must carry on.  First boot: port 2100 has no host listener, so "refused"
+# succeeds and the guest reboots; the host then listens on 2100, so in the
+# second boot "refused" fails and the remaining commands run.
+step "guest reboot with QEMU and qube-vsockd staying"
+start_backend 3
+append='"qube.run=vsock-guest-tool listen vsock:1024 echo &"'
+append+=' "qube.run=vsock-guest-tool connect vsock:2:2100 refused && { echo first-boot-done | tr a-z A-Z; reboot -f; }"'
+append+=' "qube.run=vsock-guest-tool connect vsock:2:2001 echo 100000"'
+append+=' "qube.run=echo guest-side-done"'
+# the launcher always passes -no-reboot; this phase needs the reset
+cmd=$("$lib/qemu-guest.sh" --kernel "$img/vmlinuz" --initrd "$img/initramfs.cpio.gz" \
+  --serial-log "$tmp/serial-3.log" --memory 256 --vhost-user-vsock "$tmp/vu.sock" \
+  --append "qube.agent=0 $append" --dry-run)
+cmd=${cmd/ -no-reboot / }
+eval "exec $cmd" >"$tmp/qemu-3.log" 2>&1 </dev/null &
+qpid=$!
+s3=$tmp/serial-3.log
+# (upper case, so the echoed command line itself cannot match)
+wait_guest "$s3" "FIRST-BOOT-DONE" 420 || fail "first boot did not finish"
+host_listen 2100 echo
+for _ in $(seq 4200); do
+  [ "$(grep -c 'qube-init: idle' "$s3")" -ge 1 ] && break
+  kill -0 "$qpid" 2>/dev/null || break
+  sleep 0.1
+done
+grep -qF "guest-side-done" "$s3" || fail "second boot did not finish"
+[ "$(grep -c 'qube-init: starting' "$s3")" = 2 ] || fail "the guest did not boot exactly twice"
+grep -qF "qube-init: run[3] exit 0" "$s3" || fail "guest -> host echo after reboot failed"
+kill -0 "$dpid" 2>/dev/null || fail "qube-vsockd exited across the guest reboot"
+"$tool" connect "hybrid:$tmp/vs:1024" echo 100000 || fail "host -> guest echo after reboot"
+kill "$qpid"
+wait "$qpid" 2>/dev/null || true
+qpid=
+wait_exit "$dpid" 60
+dpid=
+[ "$rc" = 0 ] || fail "qube-vsockd exit status $rc after QEMU quit (want 0)"
+[ ! -e "$tmp/vs" ] || fail "qube-vsockd left $tmp/vs behind"
+grep -q 'rejected' "$tmp"/vsockd-*.log &&
   fail "QEMU sent a vhost-user message qube-vsockd rejected: $(grep -h rejected "$tmp"/vsockd-*.log | sort -u | tr '\n' ' ')"
 echo "PASS"

@@ -291,6 +291,19 @@ void vsd_vring_push(struct vsd_vring *vr, uint16_t head, uint32_t len)
 	vr->pushed++;
 }
 
+bool vsd_vring_set_notify(struct vsd_vring *vr, bool enable)
+{
+	if (!vsd_vring_ready(vr))
+		return false;
+	ring_store16(vr->used, enable ? 0 : VSD_VRING_USED_F_NO_NOTIFY);
+	if (!enable)
+		return false;
+	/* The flag store must be visible before we look at avail->idx
+	 * again, or a kick suppressed just before could be lost. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return ring_load16(vr->avail + 2) != vr->last_avail;
+}
+
 void vsd_vring_notify(struct vsd_vring *vr)
 {
 	uint64_t one = 1;

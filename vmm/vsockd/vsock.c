@@ -327,12 +327,12 @@ static void conn_reset(struct vsd_vsock *v, struct conn *c)
 	data_update(v, c);
 }
 
+/* Tells the guest about forwarded bytes once they add up to a quarter of
+ * its window, so a streaming guest never waits for credit while we keep
+ * up (every packet we send carries fwd_cnt too). */
 static void credit_check(struct vsd_vsock *v, struct conn *c)
 {
-	uint32_t used_in_peer_view = c->rx_cnt - c->fwd_reported;
-
-	if (c->fwd_cnt != c->fwd_reported && c->state == CONN_ESTABLISHED &&
-	    VSD_BUF_ALLOC - used_in_peer_view < VSD_CREDIT_LOW)
+	if (c->fwd_cnt - c->fwd_reported >= VSD_CREDIT_REPORT && c->state == CONN_ESTABLISHED)
 		conn_pend(v, c, PEND_CREDIT_UPDATE);
 }
 
@@ -633,10 +633,16 @@ bool vsd_vsock_process_tx(struct vsd_vsock *v, struct vsd_dev *dev)
 			more = true; /* let other sources run; come back */
 			break;
 		}
+		if (budget == 0)
+			(void)vsd_vring_set_notify(vr, false);
 		r = vsd_vring_pop(vr, &dev->mem, vsd_dev_indirect(dev), ch);
 		if (r == -EINVAL) {
 			v->stats.bad_chains++;
 			continue;
+		}
+		if (r == -EAGAIN && vsd_vring_set_notify(vr, true)) {
+			(void)vsd_vring_set_notify(vr, false);
+			continue; /* raced with the guest: more arrived */
 		}
 		if (r < 0)
 			break;

@@ -35,6 +35,7 @@
 #define VSD_VRING_DESC_F_WRITE 2u
 #define VSD_VRING_DESC_F_INDIRECT 4u
 #define VSD_VRING_AVAIL_F_NO_INTERRUPT 1u
+#define VSD_VRING_USED_F_NO_NOTIFY 1u
 
 #define VSD_VRING_MAX_NUM 32768u /* split ring maximum queue size */
 #define VSD_CHAIN_MAX_IOV 64u    /* longest descriptor chain we accept */
@@ -113,9 +114,9 @@ enum vsd_vsock_op {
 #define VSD_SHUTDOWN_SEND 2u
 
 #define VSD_MAX_PKT_PAYLOAD (64u * 1024u) /* larger RW packets are rejected */
-#define VSD_BUF_ALLOC (256u * 1024u)      /* our receive buffer per connection */
-#define VSD_CREDIT_LOW (64u * 1024u)      /* send CREDIT_UPDATE below this */
-#define VSD_MAX_CONNS 2048u               /* per backend */
+#define VSD_BUF_ALLOC (512u * 1024u)      /* our receive buffer per connection */
+#define VSD_CREDIT_REPORT (128u * 1024u)  /* CREDIT_UPDATE after this much */
+#define VSD_MAX_CONNS 1024u               /* per backend */
 #define VSD_MAX_PENDING_HOST 256u         /* host clients before CONNECT line */
 #define VSD_CONNECT_LINE_MAX 32u          /* "CONNECT 4294967295\n" fits */
 #define VSD_RST_QUEUE 256u                /* RSTs for unknown connections */
@@ -208,6 +209,10 @@ int vsd_vring_pop(struct vsd_vring *vr, const struct vsd_mem *mem, bool indirect
 /* Gives the last popped chain back (next pop returns it again). */
 void vsd_vring_unpop(struct vsd_vring *vr);
 void vsd_vring_push(struct vsd_vring *vr, uint16_t head, uint32_t len);
+/* Asks the guest not to kick (enable=false) while we are draining the
+ * ring anyway, or to kick again.  Re-enabling returns true if entries
+ * arrived meanwhile (the caller must keep going). */
+bool vsd_vring_set_notify(struct vsd_vring *vr, bool enable);
 /* Signals the call eventfd if entries were pushed and the guest wants it. */
 void vsd_vring_notify(struct vsd_vring *vr);
 
