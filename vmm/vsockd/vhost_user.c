@@ -277,7 +277,7 @@ static int get_state(const struct vsd_vu_msg *untrusted_msg, unsigned int *ret_i
 	return 0;
 }
 
-static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, size_t nfds,
+static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *untrusted_msg, int *fds, size_t nfds,
 		  struct vsd_vu_msg *reply, bool *has_reply)
 {
 	unsigned int idx;
@@ -286,7 +286,7 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 	struct vsd_vring *vr;
 	int fd, r;
 
-	switch (m->request) {
+	switch (untrusted_msg->request) {
 	case VSD_VU_SET_MEM_TABLE:
 	case VSD_VU_SET_VRING_KICK:
 	case VSD_VU_SET_VRING_CALL:
@@ -297,37 +297,37 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 			return -EINVAL;
 	}
 
-	switch (m->request) {
+	switch (untrusted_msg->request) {
 	case VSD_VU_GET_FEATURES:
-		reply_u64(reply, m->request, vsd_dev_supported_features());
+		reply_u64(reply, untrusted_msg->request, vsd_dev_supported_features());
 		*has_reply = true;
 		return 0;
 	case VSD_VU_SET_FEATURES:
-		if (m->size != 8)
+		if (untrusted_msg->size != 8)
 			return -EINVAL;
-		v = get64(m->payload);
+		v = get64(untrusted_msg->payload);
 		if (v & ~vsd_dev_supported_features())
 			return -EINVAL;
 		dev->features = v;
 		return 0;
 	case VSD_VU_GET_PROTOCOL_FEATURES:
-		reply_u64(reply, m->request, vsd_dev_supported_protocol_features());
+		reply_u64(reply, untrusted_msg->request, vsd_dev_supported_protocol_features());
 		*has_reply = true;
 		return 0;
 	case VSD_VU_SET_PROTOCOL_FEATURES:
-		if (m->size != 8)
+		if (untrusted_msg->size != 8)
 			return -EINVAL;
-		v = get64(m->payload);
+		v = get64(untrusted_msg->payload);
 		if (v & ~vsd_dev_supported_protocol_features())
 			return -EINVAL;
 		dev->protocol_features = v;
 		return 0;
 	case VSD_VU_GET_QUEUE_NUM:
-		reply_u64(reply, m->request, VSD_NUM_VQ);
+		reply_u64(reply, untrusted_msg->request, VSD_NUM_VQ);
 		*has_reply = true;
 		return 0;
 	case VSD_VU_GET_MAX_MEM_SLOTS:
-		reply_u64(reply, m->request, VSD_VU_MAX_REGIONS);
+		reply_u64(reply, untrusted_msg->request, VSD_VU_MAX_REGIONS);
 		*has_reply = true;
 		return 0;
 	case VSD_VU_SET_OWNER:
@@ -336,13 +336,13 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 	case VSD_VU_RESET_OWNER:
 	case VSD_VU_RESET_DEVICE:
 		reset_device(dev);
-		if (m->request == VSD_VU_RESET_OWNER)
+		if (untrusted_msg->request == VSD_VU_RESET_OWNER)
 			dev->owner = false;
 		return 0;
 	case VSD_VU_SET_MEM_TABLE:
-		return set_mem_table(dev, m, fds, nfds);
+		return set_mem_table(dev, untrusted_msg, fds, nfds);
 	case VSD_VU_SET_VRING_NUM:
-		r = get_state(m, &idx, &num);
+		r = get_state(untrusted_msg, &idx, &num);
 		if (r < 0)
 			return r;
 		if (num == 0 || num > VSD_VRING_MAX_NUM || (num & (num - 1)) ||
@@ -353,7 +353,7 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 			(void)vsd_vring_translate(&dev->vq[idx], &dev->mem);
 		return 0;
 	case VSD_VU_SET_VRING_BASE:
-		r = get_state(m, &idx, &num);
+		r = get_state(untrusted_msg, &idx, &num);
 		if (r < 0)
 			return r;
 		if (num > UINT16_MAX || dev->vq[idx].started)
@@ -364,16 +364,16 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 		dev->vq[idx].broken = false;
 		return 0;
 	case VSD_VU_GET_VRING_BASE:
-		r = get_state(m, &idx, &num);
+		r = get_state(untrusted_msg, &idx, &num);
 		if (r < 0) {
 			/* The front-end waits for an answer either way. */
-			reply_state(reply, m->request, 0, 0);
+			reply_state(reply, untrusted_msg->request, 0, 0);
 			*has_reply = true;
 			return r;
 		}
 		vr = &dev->vq[idx];
 		stop_ring(dev, vr);
-		reply_state(reply, m->request, idx, vr->last_avail);
+		reply_state(reply, untrusted_msg->request, idx, vr->last_avail);
 		*has_reply = true;
 		if (!dev->vq[VSD_VQ_RX].started && !dev->vq[VSD_VQ_TX].started && dev->vsock)
 			vsd_vsock_reset_all(dev->vsock);
@@ -382,16 +382,16 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 		uint32_t flags;
 		struct vsd_vring tmp;
 
-		if (m->size != 40)
+		if (untrusted_msg->size != 40)
 			return -EINVAL;
-		idx = get32(m->payload);
-		flags = get32(m->payload + 4);
+		idx = get32(untrusted_msg->payload);
+		flags = get32(untrusted_msg->payload + 4);
 		if (idx >= VSD_NUM_VQ || flags != 0 || dev->vq[idx].num == 0)
 			return -EINVAL; /* flags: dirty logging is not supported */
 		tmp = dev->vq[idx];
-		tmp.desc_uva = get64(m->payload + 8);
-		tmp.used_uva = get64(m->payload + 16);
-		tmp.avail_uva = get64(m->payload + 24);
+		tmp.desc_uva = get64(untrusted_msg->payload + 8);
+		tmp.used_uva = get64(untrusted_msg->payload + 16);
+		tmp.avail_uva = get64(untrusted_msg->payload + 24);
 		tmp.addr_set = true;
 		r = vsd_vring_translate(&tmp, &dev->mem);
 		if (r < 0)
@@ -400,7 +400,7 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 		return 0;
 	}
 	case VSD_VU_SET_VRING_KICK:
-		r = replace_ring_fd(dev, m, fds, nfds, &vr, &fd);
+		r = replace_ring_fd(dev, untrusted_msg, fds, nfds, &vr, &fd);
 		if (r < 0)
 			return r;
 		if (fd < 0)
@@ -414,21 +414,21 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 			vr->enabled = true;
 		return 0;
 	case VSD_VU_SET_VRING_CALL:
-		r = replace_ring_fd(dev, m, fds, nfds, &vr, &fd);
+		r = replace_ring_fd(dev, untrusted_msg, fds, nfds, &vr, &fd);
 		if (r < 0)
 			return r;
 		close_fd(&vr->call_fd);
 		vr->call_fd = fd;
 		return 0;
 	case VSD_VU_SET_VRING_ERR:
-		r = replace_ring_fd(dev, m, fds, nfds, &vr, &fd);
+		r = replace_ring_fd(dev, untrusted_msg, fds, nfds, &vr, &fd);
 		if (r < 0)
 			return r;
 		close_fd(&vr->err_fd);
 		vr->err_fd = fd;
 		return 0;
 	case VSD_VU_SET_VRING_ENABLE:
-		r = get_state(m, &idx, &num);
+		r = get_state(untrusted_msg, &idx, &num);
 		if (r < 0)
 			return r;
 		if (num > 1)
@@ -441,18 +441,18 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 		uint64_t cid_le = htole64(dev->guest_cid);
 
 		*has_reply = true;
-		reply->request = m->request;
+		reply->request = untrusted_msg->request;
 		reply->flags = VSD_VU_VERSION | VSD_VU_FLAG_REPLY;
 		reply->size = 0; /* an empty reply tells the front-end we failed */
-		if (m->size < VSD_VU_CONFIG_HDR)
+		if (untrusted_msg->size < VSD_VU_CONFIG_HDR)
 			return -EINVAL;
-		off = get32(m->payload);
-		size = get32(m->payload + 4);
-		if (size > VSD_VU_CONFIG_MAX || m->size != VSD_VU_CONFIG_HDR + size ||
+		off = get32(untrusted_msg->payload);
+		size = get32(untrusted_msg->payload + 4);
+		if (size > VSD_VU_CONFIG_MAX || untrusted_msg->size != VSD_VU_CONFIG_HDR + size ||
 		    off > VSD_CONFIG_SIZE || size > VSD_CONFIG_SIZE - off)
 			return -EINVAL;
 		memcpy(cfg, &cid_le, sizeof(cfg));
-		memcpy(reply->payload, m->payload, VSD_VU_CONFIG_HDR);
+		memcpy(reply->payload, untrusted_msg->payload, VSD_VU_CONFIG_HDR);
 		memcpy(reply->payload + VSD_VU_CONFIG_HDR, cfg + off, size);
 		reply->size = VSD_VU_CONFIG_HDR + size;
 		return 0;
@@ -460,7 +460,7 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *m, int *fds, siz
 	case VSD_VU_SET_CONFIG:
 		return -EPERM; /* the guest CID is fixed by the host */
 	case VSD_VU_GET_STATUS:
-		reply_u64(reply, m->request, 0);
+		reply_u64(reply, untrusted_msg->request, 0);
 		*has_reply = true;
 		return -EOPNOTSUPP;
 	case VSD_VU_SET_STATUS:

@@ -537,26 +537,26 @@ static void rx_response(struct vsd_vsock *v, struct conn *c)
 void vsd_vsock_handle_tx(struct vsd_vsock *v, const struct vsd_pkt_hdr *untrusted_hdr,
 			 const struct iovec *untrusted_payload, unsigned int n)
 {
-	const struct vsd_pkt_hdr *h = untrusted_hdr;
+	const struct vsd_pkt_hdr *h;
 	struct conn *c;
 
 	/* Validation block: identity comes from the transport, not the
 	 * packet; only the guest's own CID, only the host as destination,
-	 * only stream sockets. */
-	if (h->src_cid != v->guest_cid) {
+	 * only stream sockets, no payload except on RW (its length was
+	 * checked against the chain by the caller).  Ports and op are
+	 * free-form: any value is handled below. */
+	if (untrusted_hdr->src_cid != v->guest_cid) {
 		v->stats.bad_packets++;
 		return; /* spoofed source: drop silently */
 	}
-	if (h->dst_cid != VSD_VSOCK_HOST_CID || h->type != VSD_VSOCK_TYPE_STREAM) {
+	if (untrusted_hdr->dst_cid != VSD_VSOCK_HOST_CID ||
+	    untrusted_hdr->type != VSD_VSOCK_TYPE_STREAM ||
+	    (untrusted_hdr->op != VSD_OP_RW && untrusted_hdr->len != 0)) {
 		v->stats.bad_packets++;
-		queue_rst_unknown(v, h);
+		queue_rst_unknown(v, untrusted_hdr);
 		return;
 	}
-	if (h->op != VSD_OP_RW && h->len != 0) {
-		v->stats.bad_packets++;
-		queue_rst_unknown(v, h);
-		return;
-	}
+	h = untrusted_hdr; /* validated */
 
 	c = conn_lookup(v, h->dst_port, h->src_port);
 	if (!c) {
