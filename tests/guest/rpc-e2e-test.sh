@@ -58,7 +58,7 @@ not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 dump() {
   local f
-  for f in "$T/serial.log" "$T/broker.log" "$T/vsockd.log" "$T/simvm-agent.log"; do
+  for f in "$T/serial.log" "$T/broker.log" "$T/broker.out" "$T/vsockd.log" "$T/simvm-agent.log"; do
     echo "---- $f ----" >&2; cat "$f" >&2 2>/dev/null || true
   done
 }
@@ -74,8 +74,9 @@ wait_for() { # TIMEOUT DESCRIPTION COMMAND...
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 # ---- qubes, policy, services ----------------------------------------------
-mkdir -p "$T/qubes/guestvm" "$T/qubes/simvm" "$T/policy" "$T/simrpc" "$T/disk/rpc"
-cat > "$T/system-info.json" <<'EOF'
+# system-info.json in a directory of its own: the broker watches its directory
+mkdir -p "$T/qubes/guestvm" "$T/qubes/simvm" "$T/policy" "$T/conf" "$T/simrpc" "$T/disk/rpc"
+cat > "$T/conf/system-info.json" <<'EOF'
 {"domains": {
   "dom0":    {"type": "AdminVM", "tags": [], "icon": "black", "power_state": "Running",
               "template_for_dispvms": false, "default_dispvm": null},
@@ -121,7 +122,7 @@ vpid=$!
 wait_for 30 "qube-vsockd sockets" test -S "$T/vhost-user.sock"
 
 : > "$T/broker.log"
-"$BROKER" --policy-dir "$T/policy" --system-info "$T/system-info.json" \
+"$BROKER" --policy-dir "$T/policy" --system-info "$T/conf/system-info.json" \
   --qubes-dir "$T/qubes" --log "$T/broker.log" > "$T/broker.out" 2>&1 &
 pids+=($!)
 wait_for 30 "broker ready" grep -q ' ready ' "$T/broker.log"
