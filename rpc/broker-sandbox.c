@@ -365,6 +365,9 @@ static bool conn_process(struct sandbox *sb, struct sb_conn *c)
 	c->blocked = false;
 	if (c->is_agent && c->hybrid_wait) {
 		size_t used;
+
+		if (bk_buf_len(&c->in) == 0)
+			return false;
 		int r = bk_hybrid_ok_parse(c->in.data + c->in.start, bk_buf_len(&c->in), &used);
 
 		if (r == -EAGAIN)
@@ -853,6 +856,10 @@ static int sandbox_seccomp(void)
 		{ SCMP_SYS(rt_sigaction), "sanitizer runtime" },
 		{ SCMP_SYS(readlink), "sanitizer symbolizer path lookup" },
 		{ SCMP_SYS(prctl), "sanitizer runtime" },
+		{ SCMP_SYS(ioctl), "sanitizer reports: isatty() on stderr" },
+		{ SCMP_SYS(getrlimit), "sanitizer runtime" },
+		{ SCMP_SYS(prlimit64), "sanitizer runtime" },
+		{ SCMP_SYS(getrandom), "sanitizer allocator" },
 #endif
 	};
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
@@ -905,18 +912,31 @@ void bk_sandbox_main(const struct bk_config *cfg, int ipc_fd)
 {
 	struct sandbox s = { .cfg = cfg, .ipc_fd = ipc_fd };
 	struct sandbox *sb = &s;
-	int keep[2] = { bk_log_fd(), ipc_fd };
+	int keep[5] = { 0, 1, 2, bk_log_fd(), ipc_fd };
 	sigset_t all;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &ipc_tag };
 	int r;
 
 	bk_log_set_ident("qube-broker[sandbox]");
-	if (keep[0] > keep[1]) {
-		int t = keep[0];
-		keep[0] = keep[1];
-		keep[1] = t;
+	/* stdin/stdout/stderr on /dev/null (unless the log is stderr), so
+	 * that nothing written to them by a library can reach a socket that
+	 * would otherwise get one of those numbers */
+	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd < 0) {
+		bk_log("sandbox: /dev/null: %s", strerror(errno));
+		_exit(1);
 	}
-	close_other_fds(keep, keep[0] == keep[1] ? 1 : 2);
+	for (int fd = 0; fd <= 2; fd++)
+		if (fd != bk_log_fd() && fd != ipc_fd && dup2(null_fd, fd) < 0)
+			_exit(1);
+	close(null_fd);
+	if (keep[3] > keep[4]) {
+		int t = keep[3];
+		keep[3] = keep[4];
+		keep[4] = t;
+	}
+	/* sorted, duplicates (log on stderr) are harmless */
+	close_other_fds(keep, 5);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	signal(SIGPIPE, SIG_IGN);
