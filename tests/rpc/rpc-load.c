@@ -265,5 +265,10 @@ int main(int argc, char **argv)
 	}
 	printf("%u of %u calls completed, %u with the right output and exit code 0\n", n_done, n,
 	       n_ok);
+	for (unsigned i = 0; i < n; i++)
+		if (!calls[i].done)
+			close(calls[i].fd);
+	free(calls);
+	close(ep);
 	return n_ok == n ? 0 : 1;
 }

@@ -56,8 +56,15 @@ ok "fd counts back to the baseline (monitor $fd_m, sandbox $fd_s)"
 sleep 1
 rss_m2=$(rss_kib "$BROKER_PID"); rss_s2=$(rss_kib "$SB")
 echo "# after: monitor ${rss_m2} KiB (baseline ${rss_m}), sandbox ${rss_s2} KiB (baseline ${rss_s})"
-check "monitor VmRSS back within ${RSS_SLACK_KIB} KiB of the baseline" test "$rss_m2" -le $((rss_m + RSS_SLACK_KIB))
-check "sandbox VmRSS back within ${RSS_SLACK_KIB} KiB of the baseline" test "$rss_s2" -le $((rss_s + RSS_SLACK_KIB))
+if [ "${RPC_SANITIZED:-0}" = 1 ]; then
+	# AddressSanitizer keeps freed memory in its quarantine and never
+	# gives it back, so VmRSS says nothing about leaks there (LeakSanitizer
+	# is not usable in the seccomp sandbox either); the gcc build checks it.
+	echo "# VmRSS check skipped: sanitizer build"
+else
+	check "monitor VmRSS back within ${RSS_SLACK_KIB} KiB of the baseline" test "$rss_m2" -le $((rss_m + RSS_SLACK_KIB))
+	check "sandbox VmRSS back within ${RSS_SLACK_KIB} KiB of the baseline" test "$rss_s2" -le $((rss_s + RSS_SLACK_KIB))
+fi
 out=$(echo after | call q3 q4 test.Cat) && rc=0 || rc=$?
 check "a normal call afterwards" test "$rc:$out" = "0:after"
 finish
