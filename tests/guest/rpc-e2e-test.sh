@@ -144,7 +144,9 @@ check "guest agent answers CONNECT 512 through qube-vsockd with HELLO" \
   test "${hello#* }" = 01000000080000000100000001000000
 
 # ---- 2. guest -> broker -> simvm (runs on its own from qube.run) -------------------
-"$lib/wait-for-marker.sh" "$T/serial.log" "norule-call-exit=" 180 "$qpid" || die "guest calls did not finish"
+# the console is written byte by byte: wait for the line after the last
+# one checked, so every checked line is complete
+"$lib/wait-for-marker.sh" "$T/serial.log" "qube-init: run[2] exit" 180 "$qpid" || die "guest calls did not finish"
 check "guest call: qube-call in the guest exits 0" grep -q '^guest-call-exit=0' "$T/serial.log"
 check "guest call: simvm's service got the guest's stdin, source from the transport" \
   grep -q "^simvm got 'ping-from-guest' from=guestvm service=test.SimEcho" "$T/serial.log"
