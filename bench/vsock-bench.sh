@@ -23,7 +23,7 @@ build=$(cd "$build" && pwd)
 mib=${2:-128}
 case $mib in ''|*[!0-9]*) echo "vsock-bench: MIB '$mib' is not a number" >&2; exit 2 ;; esac
 n=$((mib * 1024 * 1024))
-vsockd=$build/vmm/qube-vsockd
+vsockd=${QUBE_VSOCKD:-$build/vmm/qube-vsockd}  # override to compare builds
 tool=$build/vmm/vsock-guest-tool
 for f in "$vsockd" "$tool"; do
   [ -x "$f" ] || { echo "vsock-bench: $f not built (meson compile -C $build)" >&2; exit 1; }
