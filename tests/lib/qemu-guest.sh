@@ -8,7 +8,7 @@
 #                 [--vhost-user-vsock SOCK] [--cid N]
 #                 [--virtio-serial SOCK [--virtio-serial-name NAME]]
 #                 [--disk FILE [--disk-format raw|qcow2]]
-#                 [--accel tcg|kvm] [--qemu-arg ARG]... [--dry-run]
+#                 [--accel tcg|kvm] [--reboot] [--qemu-arg ARG]... [--dry-run]
 #
 # --vhost-user-vsock SOCK: QEMU connects to the vhost-user-vsock backend
 #   listening on SOCK (qube-vsockd); the guest CID is the backend's.
@@ -21,12 +21,14 @@
 #   on /rw).  Repeatable.
 # The kernel command line is "console=ttyS0 panic=-1 quiet" followed by
 # --append; panic=-1 with -no-reboot makes a guest panic end QEMU.
+# --reboot: leave out -no-reboot, so a guest reboot (or panic) resets the
+#   machine and QEMU stays (tests of devices surviving a guest reboot).
 set -euo pipefail
 prog=qemu-guest.sh
 die() { echo "$prog: error: $*" >&2; exit 2; }
 
 kernel= initrd= serial= memory=256 smp=1 append= pidfile= vuv= cid=
-vserial= vserial_name=org.qube.test.0 accel=tcg dry=0
+vserial= vserial_name=org.qube.test.0 accel=tcg dry=0 reboot=0
 disks=() disk_format=raw extra=()
 need() { [ "$2" -ge 2 ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -47,7 +49,8 @@ while [ $# -gt 0 ]; do
     --accel) need "$1" $#; accel=$2; shift 2 ;;
     --qemu-arg) need "$1" $#; extra+=("$2"); shift 2 ;;
     --dry-run) dry=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --reboot) reboot=1; shift ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -78,7 +81,7 @@ command -v "$qemu" >/dev/null || die "$qemu not found (apt-get install qemu-syst
 
 args=(
   -name qube-test-guest
-  -nodefaults -nographic -no-reboot
+  -nodefaults -nographic
   -monitor none
   -accel "$accel"
   -machine "q35,memory-backend=mem"
@@ -90,6 +93,7 @@ args=(
   -chardev "file,id=ser0,path=$serial"
   -serial chardev:ser0
 )
+[ "$reboot" = 1 ] || args+=(-no-reboot)
 [ -n "$pidfile" ] && args+=(-pidfile "$pidfile")
 if [ -n "$vuv" ]; then
   args+=(-chardev "socket,id=vsock0,path=$vuv" -device vhost-user-vsock-pci,chardev=vsock0)
