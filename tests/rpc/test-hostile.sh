@@ -18,7 +18,7 @@ test.Echo    *  work   idle      allow autostart=yes
 P
 cp "$T/rpc/test.Echo" "$T/rpc/test.Secret"
 for q in work personal vault; do start_agent "$q"; done
-start_broker --handshake-timeout 1500
+start_broker --handshake-timeout 1500 --max-per-qube 64 --max-total 100
 SB=$(broker_sandbox_pid)
 fd_base=$(fd_count "$BROKER_PID"); sbfd_base=$(fd_count "$SB")
 sock="$T/qubes/work/vsock_513"
@@ -65,6 +65,21 @@ check "logged with the transport's source (work)" grep -q 'source=work target=- 
 # no start interface configured: a stopped target is "not running", 125
 out=$(echo x | call work idle test.Echo 2>&1) && rc=0 || rc=$?
 check "autostart without a start interface: 125" test "$rc" = 125
+
+# caps: 80 silent connections from work against --max-per-qube 64; the
+# excess is closed at once, and other qubes are still served meanwhile
+pids=()
+for i in $(seq 80); do
+	"$RPC_HOSTILE" "$sock" silent > "$T/flood-$i.out" 2>&1 &
+	pids+=($!)
+done
+capped() { [ "$(grep -c 'connection from work closed: too many calls' "$T/broker.log")" -ge 16 ]; }
+wait_for 30 "connections over the per-qube cap closed" capped
+out=$(echo during-flood | call vault personal test.Echo) && rc=0 || rc=$?
+check "another qube is served while work is at its cap" test "$rc:$(tail -1 <<<"$out")" = "0:during-flood"
+nf=0
+for p in "${pids[@]}"; do wait "$p" || nf=$((nf + 1)); done
+check "every flooding connection was closed (by the cap or the timeout)" test "$nf" = 0
 
 # still serving, and nothing leaked
 out=$(echo after | call work personal test.Echo) && rc=0 || rc=$?
