@@ -10,7 +10,7 @@ pkgs=(
   build-essential meson ninja-build pkg-config python3
   clang llvm libclang-rt-14-dev
   libjson-c-dev libcmocka-dev libseccomp-dev libxml2-dev libvirt-dev
-  qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs
+  qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs xz-utils binutils
 )
 missing=()
 for p in "${pkgs[@]}"; do
