@@ -992,7 +992,8 @@ static void finish(struct fe *f, int want_status)
 	int st;
 	pid_t r;
 
-	close(f->sock);
+	if (f->sock >= 0)
+		close(f->sock);
 	while ((r = waitpid(f->pid, &st, WNOHANG)) == 0) {
 		CHECK(now_ms() < end);
 		usleep(10000);
@@ -1038,6 +1039,42 @@ static void t_framing_errors(void)
 	put32(hdr + 8, 0);
 	CHECK(write(f.sock, hdr, 12) == 12);
 	finish(&f, 1);
+}
+
+/* SIGTERM, before and after the front-end connected: exit 0, sockets gone. */
+static void t_sigterm(void)
+{
+	struct fe f;
+	int64_t end;
+
+	current_test = "sigterm-connected";
+	start_daemon(&f);
+	CHECK(vu_get_u64(&f, VSD_VU_GET_FEATURES) != 0);
+	CHECK(kill(f.pid, SIGTERM) == 0);
+	finish(&f, 0);
+
+	current_test = "sigterm-waiting";
+	memset(&f, 0, sizeof(f));
+	snprintf(f.dir, sizeof(f.dir), "/tmp/vsockd-test.XXXXXX");
+	CHECK(mkdtemp(f.dir));
+	snprintf(f.vu_path, sizeof(f.vu_path), "%s/vhost.sock", f.dir);
+	snprintf(f.uds, sizeof(f.uds), "%s/vsock", f.dir);
+	f.pid = fork();
+	CHECK(f.pid >= 0);
+	live_daemon = f.pid;
+	if (f.pid == 0) {
+		execl(daemon_bin, daemon_bin, "--socket", f.vu_path, "--guest-cid", "3",
+		      "--uds-path", f.uds, (char *)NULL);
+		_exit(127);
+	}
+	end = now_ms() + TIMEOUT_MS;
+	while (access(f.vu_path, F_OK) != 0) {
+		CHECK(now_ms() < end);
+		usleep(10000);
+	}
+	CHECK(kill(f.pid, SIGTERM) == 0);
+	f.sock = -1;
+	finish(&f, 0);
 }
 
 static int run_status(const char *const argv[], char *err, size_t errlen)
@@ -1138,6 +1175,7 @@ int main(int argc, char **argv)
 
 	t_cli();
 	t_framing_errors();
+	t_sigterm();
 
 	start_daemon(&f);
 	setup_device(&f);

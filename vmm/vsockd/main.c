@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -56,6 +57,9 @@ struct daemon {
 };
 
 static volatile sig_atomic_t stop_signal;
+/* SIGTERM and SIGINT stay blocked except inside ppoll/epoll_pwait, so a
+ * signal can never slip in between checking stop_signal and sleeping. */
+static sigset_t wait_mask;
 
 static void on_signal(int sig)
 {
@@ -389,7 +393,7 @@ static int run(struct daemon *d)
 
 		if (stop_signal)
 			return 0;
-		n = epoll_wait(d->epfd, evs, 64, timeout);
+		n = epoll_pwait(d->epfd, evs, 64, timeout, &wait_mask);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -472,7 +476,7 @@ int main(int argc, char **argv)
 	struct timeval tv = { .tv_sec = 30 };
 	const char *cid_arg = NULL;
 	bool test_seccomp = false;
-	int lfd = -1, opt, r, status = 1;
+	int lfd = -1, opt, r, status = 1, accept_err;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -510,6 +514,16 @@ int main(int argc, char **argv)
 	if (check_path("--socket", d.sock_path, 0) < 0 || check_path("--uds-path", d.uds_path, 11) < 0)
 		return 2;
 
+	{
+		sigset_t block;
+
+		sigemptyset(&block);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGINT);
+		sigprocmask(SIG_BLOCK, &block, &wait_mask);
+		sigdelset(&wait_mask, SIGTERM);
+		sigdelset(&wait_mask, SIGINT);
+	}
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -542,19 +556,34 @@ int main(int argc, char **argv)
 			strerror(-lfd));
 		goto out_unlink_uds;
 	}
-	do {
+	for (;;) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+		if (stop_signal)
+			break;
+		if (ppoll(&p, 1, NULL, &wait_mask) < 0 && errno != EINTR) {
+			d.vu.fd = -1;
+			break;
+		}
+		if (stop_signal)
+			break;
 		d.vu.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	} while (d.vu.fd < 0 && errno == EINTR && !stop_signal);
+		if (d.vu.fd >= 0 || (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED))
+			break;
+	}
+	accept_err = errno;
 	/* One front-end per process: nobody else may connect later. */
 	close(lfd);
 	unlink(d.sock_path);
-	if (d.vu.fd < 0) {
-		if (stop_signal) {
-			status = 0;
+	if (stop_signal) {
+		status = 0;
+		if (d.vu.fd < 0)
 			goto out_unlink_uds;
-		}
+		goto out_close_vu;
+	}
+	if (d.vu.fd < 0) {
 		fprintf(stderr, "qube-vsockd: --socket '%s': accept: %s\n", d.sock_path,
-			strerror(errno));
+			strerror(accept_err));
 		goto out_unlink_uds;
 	}
 	/* A front-end stalling mid-message must not hang us forever. */
