@@ -35,12 +35,14 @@ usage: $prog --output DIR [options]
   --kernel-package PKG  kernel package (default: what linux-image-amd64 depends on)
   --modules FILE        module list (default images/minimal/modules.list)
   --offline             never download; fail if a package is not cached
+  --busybox-deb         take busybox from busybox-static's .deb (cached) even
+                        when the host has busybox-static installed
   --list-modules        resolve the module list against the kernel, print the
                         load order and the built-in ones, write nothing
 EOF
 }
 
-out= builddir= kpkg= offline=0 list_only=0
+out= builddir= kpkg= offline=0 list_only=0 bb_deb=0
 cache=${QUBE_CACHE_DIR:-/var/cache/qube}
 modlist=$here/modules.list
 adds=()
@@ -54,6 +56,7 @@ while [ $# -gt 0 ]; do
     --modules) [ $# -ge 2 ] || die "--modules needs a value"; modlist=$2; shift 2 ;;
     --offline) offline=1; shift ;;
     --list-modules) list_only=1; shift ;;
+    --busybox-deb) bb_deb=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
@@ -265,7 +268,8 @@ say "kernel $kpkg $kversion ($kver); modules in load order: ${load_order[*]}"
 # ---- busybox ---------------------------------------------------------------
 is_dynamic() { readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; }
 bb=
-if dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' &&
+if [ "$bb_deb" = 0 ] &&
+   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' &&
    [ -x /bin/busybox ] && ! is_dynamic /bin/busybox; then
   bb=/bin/busybox
   bbversion=$(dpkg-query -W -f='${Version}' busybox-static)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks images/minimal/build.sh itself:
 #  - two builds with the same inputs give byte-identical vmlinuz, vmlinux
-#    and initramfs (the second under another umask and TMPDIR);
+#    and initramfs (the second under another umask and TMPDIR, and with
+#    busybox from the host's package instead of the cached .deb);
 #  - the second build runs from the cache: it prints "cache hit" and never
 #    calls apt-get (an apt-get that fails on any call is first in PATH);
 #  - a dynamically linked --add program gets its libraries and runs in the
@@ -35,7 +36,18 @@ readelf -l "$dyn" | grep -q 'Requesting program interpreter' || fail "$dyn is no
 args=(--build-dir "$build" --add "$dyn:/usr/bin/coreutils-env")
 
 # ---- build 1 (may download) and build 2 (must not) ------------------------
-"$builder" --output "$tmp/out1" "${args[@]}" > "$tmp/build1.log" 2>&1 ||
+# Build 1 takes busybox from busybox-static's .deb, build 2 from the host's
+# installed busybox-static: the same version must give the same image.  (If
+# the host's installed version is not apt's candidate, both use the host's.)
+b1=()
+inst=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || true)
+cand=$(apt-cache show --no-all-versions busybox-static 2>/dev/null | sed -n 's/^Version: //p' | head -n1)
+if [ -n "$inst" ] && [ "$inst" = "$cand" ]; then
+  b1=(--busybox-deb)
+else
+  echo "note: installed busybox-static '$inst' is not the candidate '$cand'; both builds use the host's"
+fi
+"$builder" --output "$tmp/out1" "${args[@]}" "${b1[@]}" > "$tmp/build1.log" 2>&1 ||
   { cat "$tmp/build1.log" >&2; fail "first build failed"; }
 
 mkdir "$tmp/shim" "$tmp/tmpdir2"
