@@ -1099,23 +1099,24 @@ static void on_ask_accept(struct monitor *m)
 
 /* ---- requests from the sandbox ---------------------------------------------------------- */
 
-static void on_request(struct monitor *m, const struct bk_ipc *rec)
+static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 {
-	struct mon_call *c = call_find(m, rec->id);
+	struct mon_call *c = call_find(m, untrusted_rec->id);
 	struct qpol_decision d;
 	struct qpol_request req;
 	int r;
 
 	if (!c || c->phase != MC_WAIT_REQUEST) {
-		bk_log("sandbox sent a request for call %u which is not waiting for one", rec->id);
+		bk_log("sandbox sent a request for call %u which is not waiting for one", untrusted_rec->id);
 		return;
 	}
-	/* the sandbox is the part that may be compromised: check again */
-	if (!bk_string_fits(rec->target, sizeof(rec->target)) ||
-	    !bk_string_fits(rec->service, sizeof(rec->service)) ||
-	    !bk_string_fits(rec->argument, sizeof(rec->argument)) ||
-	    !qrpc_target_is_valid(rec->target) || !qrpc_service_name_is_valid(rec->service) ||
-	    !qrpc_argument_is_valid(rec->argument)) {
+	/* the sandbox is the part that may be compromised: its record is
+	 * guest-derived data and is checked again here */
+	if (!bk_string_fits(untrusted_rec->target, sizeof(untrusted_rec->target)) ||
+	    !bk_string_fits(untrusted_rec->service, sizeof(untrusted_rec->service)) ||
+	    !bk_string_fits(untrusted_rec->argument, sizeof(untrusted_rec->argument)) ||
+	    !qrpc_target_is_valid(untrusted_rec->target) || !qrpc_service_name_is_valid(untrusted_rec->service) ||
+	    !qrpc_argument_is_valid(untrusted_rec->argument)) {
 		snprintf(c->requested, sizeof(c->requested), "?");
 		snprintf(c->service, sizeof(c->service), "?");
 		snprintf(c->decision_word, sizeof(c->decision_word), "deny");
@@ -1123,9 +1124,9 @@ static void on_request(struct monitor *m, const struct bk_ipc *rec)
 		call_fail(m, c, QRPC_CALL_REFUSED);
 		return;
 	}
-	snprintf(c->requested, sizeof(c->requested), "%s", rec->target);
-	snprintf(c->service, sizeof(c->service), "%s", rec->service);
-	snprintf(c->argument, sizeof(c->argument), "%s", rec->argument);
+	snprintf(c->requested, sizeof(c->requested), "%s", untrusted_rec->target);
+	snprintf(c->service, sizeof(c->service), "%s", untrusted_rec->service);
+	snprintf(c->argument, sizeof(c->argument), "%s", untrusted_rec->argument);
 	snprintf(c->decision_word, sizeof(c->decision_word), "deny");
 
 	if (m->policy_error) {
@@ -1247,7 +1248,7 @@ static void on_ipc_event(struct monitor *m, uint32_t events)
 		}
 		switch (rec.type) {
 		case BK_IPC_REQUEST:
-			on_request(m, &rec);
+			on_request(m, &rec); /* validated in there */
 			break;
 		case BK_IPC_CLOSED:
 			on_closed(m, &rec);
