@@ -1461,6 +1461,7 @@ int bk_monitor_main(const struct bk_config *cfg)
 	sigset_t mask;
 	int r;
 
+	m->exit_status = 1; /* until set up */
 	(void)mon_dummy;
 	raise_fd_limit(cfg);
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1541,6 +1542,7 @@ int bk_monitor_main(const struct bk_config *cfg)
 		}
 	}
 	bk_log("ready (pid %d, sandbox pid %d)", (int)getpid(), (int)m->child);
+	m->exit_status = 0;
 
 	while (!m->quit) {
 		struct epoll_event evs[64];
