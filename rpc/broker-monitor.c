@@ -1284,6 +1284,18 @@ static void watches_add(struct monitor *m)
 		bk_log("inotify on %s: %s", m->cfg->policy_dir, strerror(errno));
 }
 
+/* Only *.policy files are loaded from the directory: an editor's or a
+ * tool's temporary file there must not trigger a reload (it would load
+ * the old contents and log a generation that changes nothing). */
+static bool policy_event_matters(const struct inotify_event *ev)
+{
+	size_t n = ev->len ? strlen(ev->name) : 0;
+
+	if (n == 0)
+		return true; /* the directory itself */
+	return n > 7 && strcmp(ev->name + n - 7, ".policy") == 0;
+}
+
 static void on_inotify(struct monitor *m)
 {
 	union {
@@ -1300,7 +1312,7 @@ static void on_inotify(struct monitor *m)
 		while (off + sizeof(struct inotify_event) <= (size_t)n) {
 			struct inotify_event *ev = (struct inotify_event *)(u.buf + off);
 
-			if (ev->wd == m->wd_policy)
+			if (ev->wd == m->wd_policy && policy_event_matters(ev))
 				m->reload_at = bk_now_ms() + 100;
 			else if (ev->wd == m->wd_sysinfo && ev->len > 0 &&
 				 strcmp(ev->name, m->sysinfo_name) == 0)

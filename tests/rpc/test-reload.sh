@@ -21,9 +21,16 @@ change() {
 	"$@"
 	wait_for 20 "policy reload after: $*" gen_after "$g"
 }
-put() { printf '%s\n' "$2" > "$T/policy/$1.tmp" && mv "$T/policy/$1.tmp" "$T/policy/$1"; }
+put() { printf '%s\n' "$2" > "$T/$1.tmp" && mv "$T/$1.tmp" "$T/policy/$1"; }
 
 check "initial policy allows" test "$(try)" = 0
+
+# files that are not *.policy (editor temporaries) do not cause a reload
+g=$(policy_generation)
+echo 'test.Echo * work personal deny' > "$T/policy/10-test.policy.swp"
+sleep 0.5
+check "a non-.policy file in the directory causes no reload" test "$(policy_generation)" = "$g"
+rm -f "$T/policy/10-test.policy.swp"
 
 change put 10-test.policy 'test.Echo * work personal deny'
 check "changed to deny (rename into place): refused" test "$(try)" = 126
@@ -40,7 +47,12 @@ check "file removed: allowed again" test "$(try)" = 0
 # edited in place (no rename)
 change sh -c "echo 'test.Echo * work personal deny' > '$T/policy/10-test.policy'"
 check "edited in place: refused" test "$(try)" = 126
-change sh -c "echo 'test.Echo * work personal allow' > '$T/policy/10-test.policy'"
+# (an in-place write is several events; wait for its final effect so that
+# no late reload from it overlaps the next step)
+echo 'test.Echo * work personal allow' > "$T/policy/10-test.policy"
+allowed() { [ "$(try)" = 0 ]; }
+wait_for 20 "in-place edit back to allow" allowed
+sleep 0.3
 
 # broken: everything denied, with the reason logged
 change put 20-broken.policy 'test.Echo * work personal maybe'
