@@ -214,7 +214,7 @@ visit() {
   done
   [ -f "$kmod/${dep_path[$name]}" ] ||
     die "modules.dep names ${dep_path[$name]} but $kmod/${dep_path[$name]} does not exist"
-  state[$name]=done
+  state[$name]="done"
   load_order+=("$name")
 }
 lineno=0 wanted=() builtin_wanted=()

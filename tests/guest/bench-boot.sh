@@ -90,7 +90,7 @@ report() {
 
 echo "QEMU TCG, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg) at start; boots alternate between the two kernels"
 zu=() zr=() za=() xu=() xr=() xa=()
-for i in $(seq 1 "$boots"); do
+for _ in $(seq 1 "$boots"); do
   users=("${zu[@]}") readys=("${zr[@]}") agents=("${za[@]}")
   boot "$img/vmlinuz"; zu=("${users[@]}") zr=("${readys[@]}") za=("${agents[@]}")
   if [ -f "$img/vmlinux" ]; then
