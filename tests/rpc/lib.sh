@@ -94,7 +94,7 @@ SH
 	cat > "$T/rpc/test.Forever" <<'SH'
 #!/bin/sh
 echo "started"
-exec yes "endless output from $SIMQUBE"
+exec yes "endless output from $SIMQUBE in $SIMDIR"
 SH
 	cat > "$T/rpc/test.True" <<'SH'
 #!/bin/sh
@@ -107,7 +107,7 @@ SH
 start_agent() {
 	local n=$1
 	mkdir -p "$T/qubes/$n"
-	SIMQUBE=$n "$QUBE_AGENT" --transport "unix:$T/qubes/$n" --rpc-dir "$T/rpc" --name "$n" \
+	SIMQUBE=$n SIMDIR=$T "$QUBE_AGENT" --transport "unix:$T/qubes/$n" --rpc-dir "$T/rpc" --name "$n" \
 		>>"$T/agent-$n.log" 2>&1 &
 	PIDS+=($!)
 	wait_for 20 "agent $n socket" test -S "$T/qubes/$n/vsock"

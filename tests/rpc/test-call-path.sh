@@ -94,10 +94,11 @@ rm -f "$T/big"
 CP=$!
 streaming() { [ "$(stat -c %s "$T/forever.out")" -gt 100000 ]; }
 wait_for 30 "endless service streaming" streaming
+check "the endless service is running in personal" pgrep -f "endless output from personal in $T"
 kill -9 "$CP"; wait "$CP" 2>/dev/null || true
 wait_for 20 "early close logged" grep -q "closed the connection early\|went away" "$T/broker.log"
 wait_for 20 "the early-closed call ended" grep -q "ended without an exit code" "$T/broker.log"
-gone() { ! pgrep -f "endless output from personal" >/dev/null; }
+gone() { ! pgrep -f "endless output from personal in $T" >/dev/null; }
 wait_for 20 "service of the early-closed call terminated" gone
 ok "caller closing early: call ended, service gone"
 
