@@ -5,7 +5,7 @@
 # (the file the guest wrote is read back on the host with debugfs after
 # poweroff), the virtio and vsock modules are present in /sys/module, a
 # virtio-serial port shows up under /dev/virtio-ports and carries a line
-# each way to its unix socket on the host, qube.name sets the
+# each way to its unix socket on the host, lo is up, qube.name sets the
 # host name, qube.run reports exit statuses, and qube.poweroff ends QEMU
 # cleanly.
 #   boot-test.sh MESON_BUILD_ROOT
@@ -47,7 +47,7 @@ append+=' qube.run="for m in virtio_pci virtio_blk ext4 virtio_console vsock vmw
 # virtio-serial both ways: the host's line is echoed in upper case (so the
 # command line on the console cannot match), then the guest writes one
 append+=' qube.run="test -c /dev/virtio-ports/org.qube.test.0 && echo vport-ok && timeout 120 head -n1 /dev/virtio-ports/org.qube.test.0 | tr a-z A-Z && echo vport-data-from-guest > /dev/virtio-ports/org.qube.test.0"'
-append+=' qube.run="echo hostname-is-$(hostname)"'
+append+=' qube.run="echo hostname-is-$(hostname); ip -o link show lo | grep -q ,UP, && echo lo-is-up | tr a-z A-Z"'
 append+=' qube.run="grep -c . /proc/modules"'
 append+=' qube.run="exit 3"'
 append+=' qube.poweroff'
@@ -85,10 +85,11 @@ vspid=$!
 start=$(date +%s%N)
 "$lib/qemu-guest.sh" --kernel "$kernel" --initrd "$img/initramfs.cpio.gz" \
   --serial-log "$tmp/serial.log" --memory 256 --disk "$tmp/private.img" \
-  --virtio-serial "$tmp/vserial.sock" --append "$append" &
+  --virtio-serial "$tmp/vserial.sock" --pidfile "$tmp/qemu.pid" --append "$append" &
 qpid=$!
 "$lib/wait-for-marker.sh" "$tmp/serial.log" "qube-init: ready" 240 "$qpid" || fail "init did not reach ready"
 ready=$(date +%s%N)
+[ "$(cat "$tmp/qemu.pid" 2>/dev/null)" = "$qpid" ] || fail "--pidfile holds '$(cat "$tmp/qemu.pid" 2>/dev/null)', QEMU is $qpid"
 "$lib/wait-for-marker.sh" "$tmp/serial.log" "qube-init: poweroff" 240 "$qpid" || fail "init did not power off"
 rc=0
 wait "$qpid" || rc=$?
@@ -111,6 +112,7 @@ expect "HOST-LINE-$$"
 [ "$(cat "$tmp/vserial.out")" = vport-data-from-guest ] ||
   fail "host end of the virtio-serial port received '$(cat "$tmp/vserial.out")'"
 expect "hostname-is-boottest"
+expect "LO-IS-UP"
 expect "qube-init: run[7] exit 3"
 expect "qube-init: poweroff (status 3)"
 if grep -q '^absent-[a-z_]*-module' "$log"; then fail "$(grep '^absent-' "$log" | tr '\n' ' ')"; fi
