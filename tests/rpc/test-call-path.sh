@@ -102,6 +102,27 @@ gone() { ! pgrep -f "endless output from personal in $T" >/dev/null; }
 wait_for 20 "service of the early-closed call terminated" gone
 ok "caller closing early: call ended, service gone"
 
+# -- backpressure: a caller that stops reading while its service writes
+# without end; the broker must buffer a bounded amount and stop reading the
+# agent, and still serve other calls
+mkfifo "$T/fifo"
+exec 9<>"$T/fifo" # holds the fifo open, never reads it
+rss0=$(rss_kib "$SB")
+"$QUBE_CALL" --transport "unix:$T/qubes/work" personal test.Forever >"$T/fifo" 2>/dev/null </dev/null &
+CP=$!
+running() { pgrep -f "endless output from personal in $T" >/dev/null; }
+wait_for 20 "the endless service for the stalled caller" running
+sleep 2 # let every buffer on the way fill up
+rss1=$(rss_kib "$SB")
+check "stalled caller: sandbox memory stays bounded (${rss0} -> ${rss1} KiB)" test "$rss1" -le $((rss0 + 2048))
+out=$(echo meanwhile | call work personal test.Cat) && rc=0 || rc=$?
+check "other calls are served while one caller is stalled" test "$rc:$out" = "0:meanwhile"
+kill -9 "$CP"; wait "$CP" 2>/dev/null || true
+exec 9>&-
+gone2() { ! running; }
+wait_for 20 "stalled call cleaned up" gone2
+ok "stalled call ended when its caller was killed"
+
 # -- ask: no prompt program connected -> deny
 out=$(echo hi | call work personal test.Ask 2>&1) && rc=0 || rc=$?
 check "ask with no prompt connected: 126" test "$rc" = 126
