@@ -6,7 +6,8 @@
 #  - the second build runs from the cache: it prints "cache hit" and never
 #    calls apt-get (an apt-get that fails on any call is first in PATH);
 #  - a dynamically linked --add program gets its libraries and runs in the
-#    guest (one boot);
+#    guest (one boot, compressed vmlinuz, with a qcow2 disk that qube.rw=none
+#    leaves unmounted and the guest then mounts by hand);
 #  - errors: an unknown module (named with file:line), a bad module name, a
 #    built-in module (skipped, reported), --offline with nothing cached --
 #    and a failed build leaves the output directory untouched.
@@ -18,10 +19,12 @@ lib=$top/tests/lib
 builder=$top/images/minimal/build.sh
 build=${1:?usage: image-test.sh MESON_BUILD_ROOT}
 
-if ! command -v qemu-system-x86_64 >/dev/null; then
-  echo "SKIP: qemu-system-x86_64 not installed"
-  exit 77
-fi
+for tool in qemu-system-x86_64 qemu-img mkfs.ext4; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "SKIP: $tool not installed (scripts/install-deps.sh installs it)"
+    exit 77
+  fi
+done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qube-image-test.XXXXXX")
 qpid=
 cleanup() {
@@ -76,9 +79,15 @@ done
 grep -q '^libraries: .*libc.so.6' "$tmp/out1/manifest.txt" || fail "manifest lists no libc for $dyn"
 gzip -dc "$tmp/out1/initramfs.cpio.gz" | cpio -t --quiet > "$tmp/list"
 grep -qx 'usr/bin/coreutils-env' "$tmp/list" || fail "coreutils-env not in the initramfs"
+# a qcow2 disk (qemu-img): qube.rw=none leaves it alone, the guest mounts it by hand
+mkdir "$tmp/seed"
+echo "qcow2-content-$$" > "$tmp/seed/hello"
+truncate -s 16M "$tmp/disk.raw"
+mkfs.ext4 -q -F -d "$tmp/seed" "$tmp/disk.raw"
+qemu-img convert -q -f raw -O qcow2 "$tmp/disk.raw" "$tmp/disk.qcow2"
 "$lib/qemu-guest.sh" --kernel "$tmp/out1/vmlinuz" --initrd "$tmp/out1/initramfs.cpio.gz" \
-  --serial-log "$tmp/serial.log" \
-  --append 'qube.agent=0 qube.rw=none qube.run="coreutils-env --version | head -n1" qube.run="coreutils-env false" qube.poweroff' &
+  --serial-log "$tmp/serial.log" --disk "$tmp/disk.qcow2" --disk-format qcow2 \
+  --append 'qube.agent=0 qube.rw=none qube.run="coreutils-env --version | head -n1" qube.run="coreutils-env false" qube.run="grep -c /rw /proc/mounts; mount -t ext4 -o ro /dev/vda /mnt && tr a-z A-Z < /mnt/hello" qube.poweroff' &
 qpid=$!
 "$lib/wait-for-marker.sh" "$tmp/serial.log" "qube-init: poweroff" 240 "$qpid" ||
   fail "guest with the dynamic program did not power off"
@@ -87,6 +96,8 @@ rc=0; wait "$qpid" || rc=$?; qpid=
 grep -q '^env (GNU coreutils)' "$tmp/serial.log" || { cat "$tmp/serial.log" >&2; fail "dynamic program did not run in the guest"; }
 grep -q '^qube-init: run\[2\] exit 1' "$tmp/serial.log" || { cat "$tmp/serial.log" >&2; fail "dynamic program did not exec false"; }
 grep -q 'qube-init: private disk: disabled' "$tmp/serial.log" || fail "qube.rw=none not honoured"
+grep -A1 -F "run[3] start" "$tmp/serial.log" | tail -n1 | tr -d "\r" | grep -qx "0" || { cat "$tmp/serial.log" >&2; fail "qube.rw=none: something is mounted on /rw"; }
+grep -q "^QCOW2-CONTENT-$$" "$tmp/serial.log" || { cat "$tmp/serial.log" >&2; fail "qcow2 disk not readable in the guest"; }
 grep -q 'qube-init: agent disabled' "$tmp/serial.log" || fail "qube.agent=0 not honoured"
 
 # ---- errors ------------------------------------------------------------------
