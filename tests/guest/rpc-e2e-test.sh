@@ -8,11 +8,13 @@
 #
 #  1. host -> guest: simvm's qube-call reaches the guest's qube-agent
 #     through the broker and qube-vsockd's CONNECT 512 (allowed call: the
-#     service's output and environment; unknown service: 127; no rule: 126);
+#     service's output and environment; 8 MiB through cat in the guest and
+#     back, checksummed; unknown service: 127; no rule: 126);
 #  2. guest -> host: qube-call in the guest reaches the broker over AF_VSOCK
 #     (CID 2 port 513 -> vsockd -> DIR/guestvm/vsock_513) and the service
 #     in simvm; the broker names the caller "guestvm" from the transport;
-#     a call without a rule is refused (126) inside the guest;
+#     4 MiB from the guest arrive whole; a call without a rule is refused
+#     (126) inside the guest;
 #  3. a guest service powers the guest off; QEMU and qube-vsockd exit.
 # Prints QEMU start -> init ready and QEMU start -> agent answering.
 #   rpc-e2e-test.sh MESON_BUILD_ROOT
@@ -91,13 +93,23 @@ cat > "$T/policy/10-e2e.policy" <<'EOF'
 test.GuestEcho   *  simvm    guestvm  allow
 test.Missing     *  simvm    guestvm  allow
 test.Poweroff    *  simvm    guestvm  allow
+test.GuestCat    *  simvm    guestvm  allow
 test.SimEcho     *  guestvm  simvm    allow
+test.SimSha      *  guestvm  simvm    allow
 EOF
 cat > "$T/simrpc/test.SimEcho" <<'EOF'
 #!/bin/sh
 echo "simvm got '$(cat)' from=$QUBE_REMOTE service=$QUBE_SERVICE"
 EOF
+cat > "$T/simrpc/test.SimSha" <<'EOF'
+#!/bin/sh
+echo "sha=$(sha256sum | cut -d' ' -f1)"
+EOF
 # services of the guest live on its private disk (/rw/rpc)
+cat > "$T/disk/rpc/test.GuestCat" <<'EOF'
+#!/bin/sh
+exec cat
+EOF
 cat > "$T/disk/rpc/test.GuestEcho" <<'EOF'
 #!/bin/sh
 echo "$(hostname) got '$(cat)' from=$QUBE_REMOTE arg=$QUBE_SERVICE_ARGUMENT kernel=$(uname -r)"
@@ -131,6 +143,7 @@ wait_for 30 "broker ready" grep -q ' ready ' "$T/broker.log"
 append='qube.name=guestvm qube.agent_args="--transport vsock --rpc-dir /rw/rpc"'
 append+=' qube.run="echo ping-from-guest | qube-call --transport vsock simvm test.SimEcho; echo guest-call-exit=$?"'
 append+=' qube.run="echo x | qube-call --transport vsock simvm test.GuestEcho; echo norule-call-exit=$?"'
+append+=' qube.run="dd if=/dev/zero bs=1M count=4 2>/dev/null | qube-call --transport vsock simvm test.SimSha"'
 start=$(date +%s%N)
 "$lib/qemu-guest.sh" --kernel "$kernel" --initrd "$img/initramfs.cpio.gz" \
   --serial-log "$T/serial.log" --memory 256 --disk "$T/private.img" \
@@ -146,11 +159,14 @@ check "guest agent answers CONNECT 512 through qube-vsockd with HELLO" \
 # ---- 2. guest -> broker -> simvm (runs on its own from qube.run) -------------------
 # the console is written byte by byte: wait for the line after the last
 # one checked, so every checked line is complete
-"$lib/wait-for-marker.sh" "$T/serial.log" "qube-init: run[2] exit" 180 "$qpid" || die "guest calls did not finish"
+"$lib/wait-for-marker.sh" "$T/serial.log" "qube-init: run[3] exit" 180 "$qpid" || die "guest calls did not finish"
 check "guest call: qube-call in the guest exits 0" grep -q '^guest-call-exit=0' "$T/serial.log"
 check "guest call: simvm's service got the guest's stdin, source from the transport" \
   grep -q "^simvm got 'ping-from-guest' from=guestvm service=test.SimEcho" "$T/serial.log"
 check "guest call without a rule: refused in the guest (126)" grep -q '^norule-call-exit=126' "$T/serial.log"
+zero_sha=$(head -c 4M /dev/zero | sha256sum | cut -d' ' -f1)
+check "guest call with 4 MiB of stdin: simvm's service saw every byte" \
+  grep -q "^sha=$zero_sha" "$T/serial.log"
 check "broker logged the guest's call as source=guestvm, allowed" \
   grep -q 'source=guestvm target=simvm requested=simvm service=test.SimEcho .*decision=allow result=started' "$T/broker.log"
 
@@ -165,6 +181,12 @@ out=$(echo x | "$CALL" --transport "unix:$T/qubes/simvm" guestvm test.Missing 2>
 check "host call of a service the guest lacks: 127 from the guest agent" test "$rc" = 127
 out=$(echo x | "$CALL" --transport "unix:$T/qubes/simvm" guestvm test.SimEcho 2>/dev/null) && rc=0 || rc=$?
 check "host call without a rule: 126" test "$rc" = 126
+head -c 8M /dev/urandom > "$T/big"
+want=$(sha256sum < "$T/big" | cut -d' ' -f1)
+t0=$(date +%s%N)
+got=$("$CALL" --transport "unix:$T/qubes/simvm" guestvm test.GuestCat < "$T/big" | sha256sum | cut -d' ' -f1)
+t_big=$(ms_since "$t0")
+check "8 MiB through the guest's cat and back: checksums match" test "$got" = "$want"
 check "broker logged simvm -> guestvm allowed" \
   grep -q 'source=simvm target=guestvm requested=guestvm service=test.GuestEcho argument=a1 decision=allow result=started' "$T/broker.log"
 
@@ -183,7 +205,7 @@ else
 fi
 check "no init errors in the guest" bash -c "! grep -q '^qube-init: error' '$T/serial.log'"
 
-echo "timing: QEMU start -> init ready ${t_ready} ms; -> agent answering ${t_agent} ms; one host->guest call ${t_call} ms"
+echo "timing: QEMU start -> init ready ${t_ready} ms; -> agent answering ${t_agent} ms; one host->guest call ${t_call} ms; 8 MiB to the guest and back ${t_big} ms"
 if [ "$fails" -gt 0 ]; then
   dump
   echo "$fails check(s) failed" >&2
