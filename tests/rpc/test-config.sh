@@ -6,6 +6,7 @@ set -euo pipefail
 
 write_system_info work
 mkdir -p "$T/policy" "$T/qubes/work"
+echo 'test.Echo * work work allow' > "$T/policy/10-test.policy"
 base=(--policy-dir "$T/policy" --system-info "$T/system-info.json")
 
 # expect_fail CODE PATTERN ARGS...: exits CODE within 30 s, stderr or log matches
@@ -46,7 +47,7 @@ expect_fail 1 "$T/vsock.map:1: expected \"CID NAME\" (CID >= 3" "${base[@]}" --v
 expect_fail 1 "ask socket $T/no/dir/ask.sock" "${base[@]}" --qubes-dir "$T/qubes" --ask-socket "$T/no/dir/ask.sock"
 
 # a policy directory that does not exist: runs, denies everything, says why
-rmdir "$T/policy"
+rm -r "$T/policy"
 start_broker
 check "missing policy directory: logged, everything denied" \
 	grep -q "INVALID, denying every call: $T/policy: cannot load policy directory" "$T/broker.log"
