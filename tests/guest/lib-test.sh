@@ -48,6 +48,8 @@ rejects "contains a comma" --kernel "$tmp/vmlinux" --initrd "$tmp/initrd" --seri
 rejects "--disk-format 'vmdk': raw or qcow2" "${base[@]}" --disk-format vmdk
 rejects "--virtio-serial-name 'a b'" "${base[@]}" --virtio-serial "$tmp/vs.sock" --virtio-serial-name 'a b'
 rejects "unknown argument '--bogus'" "${base[@]}" --bogus
+rejects "--serial-log and --console exclude each other" "${base[@]}" --console
+rejects "--serial-log (or --console) is required" --kernel "$tmp/vmlinux" --initrd "$tmp/initrd"
 
 # the documented command line
 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)' "$tmp/vu.sock"
@@ -65,6 +67,8 @@ done
 cmd=$("$lib/qemu-guest.sh" "${base[@]}" --cid 7 --reboot --dry-run)
 case $cmd in *'vhost-vsock-pci\,guest-cid=7'*) ok "--cid gives vhost-vsock-pci,guest-cid" ;; *) not_ok "--cid: $cmd" ;; esac
 case $cmd in *-no-reboot*) not_ok "--reboot still passes -no-reboot" ;; *) ok "--reboot drops -no-reboot" ;; esac
+cmd=$("$lib/qemu-guest.sh" --kernel "$tmp/vmlinux" --initrd "$tmp/initrd" --console --dry-run)
+case $cmd in *'-serial mon:stdio'*) ok "--console puts the serial on stdio" ;; *) not_ok "--console: $cmd" ;; esac
 
 # wait-for-marker.sh
 w() { local rc=0; "$lib/wait-for-marker.sh" "$@" 2>/dev/null || rc=$?; echo "$rc"; }

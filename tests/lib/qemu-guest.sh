@@ -3,7 +3,7 @@
 # qemu-system-x86_64, so `qemu-guest.sh ... &` gives the caller QEMU's pid in
 # $!.  See docs/images.md for the guest side (kernel command line of init).
 #
-#   qemu-guest.sh --kernel VMLINUZ --initrd INITRAMFS --serial-log FILE
+#   qemu-guest.sh --kernel VMLINUZ --initrd INITRAMFS (--serial-log FILE | --console)
 #                 [--memory MB] [--smp N] [--append ARGS] [--pidfile FILE]
 #                 [--vhost-user-vsock SOCK] [--cid N]
 #                 [--virtio-serial SOCK [--virtio-serial-name NAME]]
@@ -21,6 +21,8 @@
 #   on /rw).  Repeatable.
 # The kernel command line is "console=ttyS0 panic=-1 quiet" followed by
 # --append; panic=-1 with -no-reboot makes a guest panic end QEMU.
+# --console: the serial console on this terminal instead of a file, for
+#   use by hand (with qube.shell); Ctrl-A x quits QEMU.
 # --reboot: leave out -no-reboot, so a guest reboot (or panic) resets the
 #   machine and QEMU stays (tests of devices surviving a guest reboot).
 set -euo pipefail
@@ -28,7 +30,7 @@ prog=qemu-guest.sh
 die() { echo "$prog: error: $*" >&2; exit 2; }
 
 kernel= initrd= serial= memory=256 smp=1 append= pidfile= vuv= cid=
-vserial= vserial_name=org.qube.test.0 accel=tcg dry=0 reboot=0
+vserial= vserial_name=org.qube.test.0 accel=tcg dry=0 reboot=0 console=0
 disks=() disk_format=raw extra=()
 need() { [ "$2" -ge 2 ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -50,13 +52,15 @@ while [ $# -gt 0 ]; do
     --qemu-arg) need "$1" $#; extra+=("$2"); shift 2 ;;
     --dry-run) dry=1; shift ;;
     --reboot) reboot=1; shift ;;
+    --console) console=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
 [ -n "$kernel" ] || die "--kernel is required"
 [ -n "$initrd" ] || die "--initrd is required"
-[ -n "$serial" ] || die "--serial-log is required"
+[ -n "$serial" ] || [ "$console" = 1 ] || die "--serial-log (or --console) is required"
+[ -z "$serial" ] || [ "$console" = 0 ] || die "--serial-log and --console exclude each other"
 [ -f "$kernel" ] || die "kernel $kernel not found"
 [ -f "$initrd" ] || die "initrd $initrd not found"
 case $memory in ''|*[!0-9]*) die "--memory '$memory' is not a number of MiB" ;; esac
@@ -90,9 +94,12 @@ args=(
   -smp "$smp"
   -kernel "$kernel" -initrd "$initrd"
   -append "console=ttyS0 panic=-1 quiet$append"
-  -chardev "file,id=ser0,path=$serial"
-  -serial chardev:ser0
 )
+if [ "$console" = 1 ]; then
+  args+=(-serial mon:stdio)
+else
+  args+=(-chardev "file,id=ser0,path=$serial" -serial chardev:ser0)
+fi
 [ "$reboot" = 1 ] || args+=(-no-reboot)
 [ -n "$pidfile" ] && args+=(-pidfile "$pidfile")
 if [ -n "$vuv" ]; then
@@ -116,5 +123,8 @@ args+=("${extra[@]}")
 if [ "$dry" = 1 ]; then
   printf '%q ' "$qemu" "${args[@]}"; echo
   exit 0
+fi
+if [ "$console" = 1 ]; then
+  exec "$qemu" "${args[@]}"
 fi
 exec "$qemu" "${args[@]}" </dev/null
