@@ -85,12 +85,15 @@ mkdir "$stage"
 
 # pkg_info PKG: loads the candidate version's record from the apt lists into
 # pkg_version, pkg_filename, pkg_sha256, pkg_depends (one apt-cache call; it
-# is slow).  On a fresh machine the lists may be empty: refresh them once
-# (network) unless --offline.
+# is slow).  On a fresh machine the lists are empty: then (only then) they
+# are refreshed once (network) unless --offline.
 pkg_info() {
   local rec
   rec=$(apt-cache show --no-all-versions "$1" 2>/dev/null || true)
   if [ -z "$rec" ]; then
+    if compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+      die "package $1 unknown to apt (misspelt, or run apt-get update)"
+    fi
     [ "$offline" = 0 ] || die "package $1 unknown to apt and --offline given (run apt-get update)"
     say "package $1 unknown to apt: running apt-get update" >&2
     apt-get update -qq >&2 || die "apt-get update failed"

@@ -122,6 +122,7 @@ expect_error empty-list "lists no modules" --modules "$tmp/empty.list"
 mkdir -p "$tmp/emptycache"
 expect_error offline-uncached "--offline and linux-image-" --offline --cache "$tmp/emptycache"
 expect_error bad-add "--add: $tmp/nonexistent is not a file" --add "$tmp/nonexistent"
+expect_error bad-kernel-package "package linux-image-no-such-xyz unknown to apt" --kernel-package linux-image-no-such-xyz
 
 # a built-in module is reported and skipped, not an error; dependencies
 # come before the modules needing them
