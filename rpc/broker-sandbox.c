@@ -959,6 +959,11 @@ void bk_sandbox_main(const struct bk_config *cfg, int ipc_fd)
 	/* things libc does lazily, done now while they are still allowed */
 	tzset();
 	free(malloc(1));
+	/* no ptrace or core dumps by other processes of the same user */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		bk_log("sandbox: PR_SET_DUMPABLE: %s", strerror(errno));
+		_exit(1);
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		bk_log("sandbox: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 		_exit(1);
