@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -30,6 +32,10 @@ extern char **environ;
 #define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
 #define REQUEST_TIMEOUT_MS 60000
 #define LINGER_MS 10000
+/* When the broker is gone: how long a service gets to exit on EOF/EPIPE
+ * before its process group gets SIGTERM, and then before SIGKILL. */
+#define SERVICE_GRACE_MS 2000
+#define DEFAULT_MAX_CONNECTIONS 256
 
 static const char *agent_name = "qube-agent";
 
@@ -215,11 +221,23 @@ static int start_exec(struct conn *c, const char *rpc_dir, const struct qagent_s
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
+		/* Its own process group, so that everything it starts can be
+		 * ended with it when the broker goes away (end_service). */
+		setpgid(0, 0);
+		/* main() keeps 0-2 open, so the pipes are never 0-2 here and
+		 * dup2 always clears their close-on-exec flag. */
 		if (dup2(pin[0], 0) < 0 || dup2(pout[1], 1) < 0 || dup2(perr[1], 2) < 0)
 			_exit(126);
+		/* Nothing but 0-2 reaches the service, not even descriptors the
+		 * agent itself inherited without close-on-exec. */
+		if (close_range(3, ~0U, 0) < 0) {
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
+		}
 		execve(path, argv, env);
 		_exit(errno == ENOENT ? QRPC_EXIT_NO_SERVICE : 126);
 	}
+	setpgid(pid, pid); /* also here: no window in which the group is missing */
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);
@@ -335,6 +353,52 @@ static void reap(struct conn *c, bool block)
 	}
 }
 
+/* Waits up to MS for the service to exit, without reaping it: true once it
+ * has exited. */
+static bool wait_exited(struct conn *c, int ms)
+{
+	long long waited = 0;
+	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+			return errno != EINTR; /* ECHILD: nothing left to wait for */
+		if (si.si_pid == c->pid)
+			return true;
+		if (waited >= ms)
+			return false;
+		int step = c->pidfd >= 0 ? ms - (int)waited : 50;
+		struct pollfd pfd = { .fd = c->pidfd, .events = POLLIN };
+		if (c->pidfd >= 0)
+			poll(&pfd, 1, step);
+		else
+			poll(NULL, 0, step);
+		waited += step;
+	}
+}
+
+/* The broker is gone (or broke the protocol) while the service runs; its
+ * stdin/stdout/stderr are closed already.  It gets SERVICE_GRACE_MS to
+ * exit on that EOF/EPIPE, then its process group gets SIGTERM and, another
+ * SERVICE_GRACE_MS later, SIGKILL.  Whatever is left of the group is killed
+ * before the service is reaped: until then its pid, which is the group's
+ * id, cannot have been reused. */
+static void end_service(struct conn *c)
+{
+	if (c->child_done || c->pid <= 0)
+		return;
+	if (!wait_exited(c, SERVICE_GRACE_MS)) {
+		logf_("service (pid %d) still running after the connection ended: SIGTERM",
+		      (int)c->pid);
+		kill(-c->pid, SIGTERM);
+		if (!wait_exited(c, SERVICE_GRACE_MS)) {
+			logf_("service (pid %d) ignored SIGTERM: SIGKILL", (int)c->pid);
+		}
+	}
+	kill(-c->pid, SIGKILL);
+	reap(c, true);
+}
+
 /* Relays between the connection and the service until the exit code is out
  * (or the broker is gone and the service has ended). */
 static int relay(struct conn *c)
@@ -354,9 +418,7 @@ static int relay(struct conn *c)
 			close_out(c);
 			close_err(c);
 			c->wlen = c->woff = 0;
-			if (!c->child_done) {
-				reap(c, true);
-			}
+			end_service(c);
 			return -EPIPE;
 		}
 		if (!c->exit_queued && c->out_fd < 0 && c->err_fd < 0 && c->child_done) {
@@ -377,10 +439,12 @@ static int relay(struct conn *c)
 			sev |= POLLIN;
 		if (c->woff < c->wlen)
 			sev |= POLLOUT;
-		if (sev) {
-			i_sock = n;
-			pfd[n++] = (struct pollfd){ .fd = c->sock, .events = sev };
-		}
+		/* Always polled, with no events if need be, so that the broker
+		 * closing the connection (POLLHUP: both directions shut, not a
+		 * half-close) or an error is seen even while nothing is read or
+		 * written: then nobody is left to take the service's output. */
+		i_sock = n;
+		pfd[n++] = (struct pollfd){ .fd = c->sock, .events = sev };
 		if (c->in_fd >= 0 && c->ioff < c->ilen) {
 			i_in = n;
 			pfd[n++] = (struct pollfd){ .fd = c->in_fd, .events = POLLOUT };
@@ -399,10 +463,6 @@ static int relay(struct conn *c)
 		}
 		/* Without a pidfd, poll for the exit once the pipes are done. */
 		int timeout = (!c->child_done && c->pidfd < 0) ? 100 : -1;
-		if (n == 0 && timeout < 0) {
-			logf_("internal error: nothing to wait for");
-			return -EIO;
-		}
 		if (poll(pfd, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -411,6 +471,11 @@ static int relay(struct conn *c)
 		if (timeout >= 0)
 			reap(c, false);
 
+		if ((pfd[i_sock].revents & POLLERR) ||
+		    ((pfd[i_sock].revents & POLLHUP) && !(sev & POLLIN))) {
+			c->sock_rd_eof = c->sock_broken = true;
+			continue;
+		}
 		if (i_sock >= 0 && (pfd[i_sock].revents & (POLLOUT | POLLERR | POLLHUP)) &&
 		    c->woff < c->wlen) {
 			ssize_t w = send(c->sock, c->wbuf + c->woff, c->wlen - c->woff,
@@ -589,7 +654,7 @@ out:
 	close_in(c);
 	close_out(c);
 	close_err(c);
-	reap(c, true);
+	end_service(c); /* after an error: the service has nobody to talk to */
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	free(c);
@@ -602,10 +667,42 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: qube-agent [--transport vsock|unix:DIR] [--rpc-dir DIR] [--name NAME]\n"
+		"                  [--max-connections N]\n"
 		"Runs RPC services for the broker: listens on vsock port %u (or, with\n"
 		"unix:DIR, on DIR/vsock answering \"CONNECT %u\"), runs services from\n"
-		"--rpc-dir (default %s).\n",
-		QRPC_PORT_AGENT, QRPC_PORT_AGENT, QUBE_RPC_DIR);
+		"--rpc-dir (default %s).  At most N connections (default %u) are served\n"
+		"at once; more wait in the listen queue until one ends.\n"
+		"Exit status: 2 on a usage error, 1 when it cannot listen or accept.\n",
+		QRPC_PORT_AGENT, QRPC_PORT_AGENT, QUBE_RPC_DIR, DEFAULT_MAX_CONNECTIONS);
+}
+
+/* Descriptors 0-2 must be open (on /dev/null if need be): otherwise a
+ * socket or pipe could become 0-2 and a service would get it in the wrong
+ * place, or lose it to close-on-exec. */
+static int ensure_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int n = open("/dev/null", O_RDWR | O_NOCTTY);
+		if (n < 0)
+			return -errno;
+		if (n != fd) { /* cannot happen: open takes the lowest free */
+			close(n);
+			return -EBADF;
+		}
+	}
+	return 0;
+}
+
+/* Reaps finished connection processes; returns how many. */
+static unsigned reap_connections(void)
+{
+	unsigned n = 0;
+	int status;
+	while (waitpid(-1, &status, WNOHANG) > 0)
+		n++;
+	return n;
 }
 
 int main(int argc, char **argv)
@@ -614,13 +711,16 @@ int main(int argc, char **argv)
 		{ "transport", required_argument, NULL, 't' },
 		{ "rpc-dir", required_argument, NULL, 'r' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "max-connections", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *transport = "vsock", *rpc_dir = QUBE_RPC_DIR;
 	static char name_buf[64];
 	struct qrpc_transport t;
-	int o, lfd, r;
+	unsigned max_conns = DEFAULT_MAX_CONNECTIONS, active = 0;
+	bool at_limit_logged = false;
+	int o, lfd, sfd, r;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
@@ -638,6 +738,18 @@ int main(int argc, char **argv)
 			snprintf(name_buf, sizeof(name_buf), "qube-agent[%s]", optarg);
 			agent_name = name_buf;
 			break;
+		case 'm': {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || v < 1 || v > 65536) {
+				fprintf(stderr, "qube-agent: --max-connections: want 1-65536, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			max_conns = (unsigned)v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -657,23 +769,73 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	/* Handler processes are reaped by the kernel; each handler restores
-	 * SIGCHLD before it starts its service. */
+	r = ensure_std_fds();
+	if (r < 0) {
+		fprintf(stderr, "qube-agent: cannot open /dev/null for fds 0-2: %s\n", strerror(-r));
+		return 1;
+	}
+	/* SIGPIPE: a write to a gone peer is an error return.  SIGCHLD is
+	 * blocked and read from a signalfd, so the loop below reaps finished
+	 * connection processes at once (no zombies) and knows how many run. */
 	struct sigaction sa = { .sa_handler = SIG_IGN };
 	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
+	sigset_t chld, old_mask;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old_mask);
+	sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		logf_("signalfd: %s", strerror(errno));
+		return 1;
+	}
 
 	lfd = qrpc_guest_listen(&t, QRPC_PORT_AGENT);
 	if (lfd < 0) {
 		logf_("cannot listen (%s): %s", transport, strerror(-lfd));
 		return 1;
 	}
-	logf_("listening (%s), services in %s", transport, rpc_dir);
+	/* non-blocking: a connection that vanished between poll and accept
+	 * must not block the loop */
+	if (set_nonblock(lfd) < 0) {
+		logf_("cannot set the listening socket non-blocking: %s", strerror(errno));
+		return 1;
+	}
+	logf_("listening (%s), services in %s, at most %u connections", transport, rpc_dir,
+	      max_conns);
 
 	for (;;) {
+		struct signalfd_siginfo si;
+		while (read(sfd, &si, sizeof(si)) > 0)
+			;
+		unsigned done = reap_connections();
+		active = done >= active ? 0 : active - done;
+		if (active < max_conns)
+			at_limit_logged = false;
+		else if (!at_limit_logged) {
+			logf_("connection limit (%u) reached: new connections wait until one ends",
+			      max_conns);
+			at_limit_logged = true;
+		}
+
+		struct pollfd pfd[2] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = lfd, .events = POLLIN },
+		};
+		if (poll(pfd, active < max_conns ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			logf_("poll: %s", strerror(errno));
+			return 1;
+		}
+		if (active >= max_conns || !(pfd[1].revents & POLLIN))
+			continue;
+
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN ||
+			    errno == EWOULDBLOCK)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				logf_("accept: %s", strerror(errno));
@@ -691,7 +853,8 @@ int main(int argc, char **argv)
 		}
 		if (pid == 0) {
 			close(lfd);
-			signal(SIGCHLD, SIG_DFL);
+			close(sfd);
+			sigprocmask(SIG_SETMASK, &old_mask, NULL);
 			if (t.kind == QRPC_TRANSPORT_UNIX) {
 				r = qrpc_guest_answer_connect(fd, QRPC_PORT_AGENT);
 				if (r < 0) {
@@ -705,6 +868,7 @@ int main(int argc, char **argv)
 			r = handle_connection(fd, rpc_dir, dfd);
 			_exit(r < 0 ? 1 : 0);
 		}
+		active++;
 		close(fd);
 	}
 }

@@ -182,14 +182,21 @@ static int relay(struct call *c)
 		}
 
 		struct pollfd pfd[3];
-		int n = 0, i_sock, i_in = -1, i_out = -1;
+		int n = 0, i_sock = -1, i_in = -1, i_out = -1;
 		short sev = 0;
 		if (c->ooff == c->olen && c->rlen < sizeof(c->rbuf))
 			sev |= POLLIN;
 		if (c->woff < c->wlen)
 			sev |= POLLOUT;
-		i_sock = n;
-		pfd[n++] = (struct pollfd){ .fd = c->sock, .events = sev };
+		/* The socket only when there is something to do on it: polled
+		 * with no events, a broker that has closed would report POLLHUP
+		 * at once, again and again, while a slow local reader is still
+		 * taking earlier output -- a busy loop.  (Then out_fd is polled,
+		 * so the set is never empty.) */
+		if (sev) {
+			i_sock = n;
+			pfd[n++] = (struct pollfd){ .fd = c->sock, .events = sev };
+		}
 		if (c->in_fd >= 0 && !c->stdin_eof_sent &&
 		    sizeof(c->wbuf) - (c->wlen - c->woff) >= MSG_MAX) {
 			i_in = n;
@@ -204,7 +211,7 @@ static int relay(struct call *c)
 				continue;
 			return -errno;
 		}
-		short rev = pfd[i_sock].revents;
+		short rev = i_sock >= 0 ? pfd[i_sock].revents : 0;
 		if ((rev & (POLLOUT | POLLERR | POLLHUP)) && c->woff < c->wlen) {
 			ssize_t w = send(c->sock, c->wbuf + c->woff, c->wlen - c->woff,
 					 MSG_NOSIGNAL | MSG_DONTWAIT);

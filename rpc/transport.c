@@ -276,7 +276,8 @@ int qrpc_vsock_peer_cid(int fd, uint32_t *ret_cid)
 
 /* Reads one '\n'-terminated line of at most CAP-1 bytes, byte by byte (so
  * nothing after the newline is consumed), waiting at most TIMEOUT_MS for
- * each byte.  The newline is replaced by NUL. */
+ * each byte.  The newline is replaced by NUL; a NUL in the line is
+ * -EPROTO. */
 static int read_line(int fd, char *buf, size_t cap, int timeout_ms)
 {
 	size_t n = 0;
@@ -303,7 +304,9 @@ static int read_line(int fd, char *buf, size_t cap, int timeout_ms)
 			buf[n] = '\0';
 			return 0;
 		}
-		if (n + 1 >= cap)
+		/* A NUL would end the line early for the parser and hide
+		 * whatever follows it ("CONNECT 512\0junk"). */
+		if (c == '\0' || n + 1 >= cap)
 			return -EPROTO;
 		buf[n++] = c;
 	}

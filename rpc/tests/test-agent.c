@@ -253,6 +253,17 @@ static void setup_services(void)
 	tl_write_file(rpc_dir, "flood", s, 0755);
 	free(s);
 	tl_write_file(rpc_dir, "plain", "#!/bin/sh\necho plain\n", 0755);
+	/* the descriptors a service has: ls's own directory fd is the lowest
+	 * free one, so a clean service lists exactly 0 1 2 3 */
+	tl_write_file(rpc_dir, "fds", "#!/bin/sh\nexec ls -1 /proc/self/fd\n", 0755);
+	/* ignores EOF, EPIPE and SIGTERM, and has a child in its group */
+	if (asprintf(&s, "#!/bin/sh\ntrap '' TERM PIPE\nsleep 1000 &\n"
+			 "echo \"$$ $!\" > %s/stubborn.pid.tmp\n"
+			 "mv %s/stubborn.pid.tmp %s/stubborn.pid\nwait\nwait\n",
+		     dir, dir, dir) < 0)
+		tl_die("asprintf");
+	tl_write_file(rpc_dir, "stubborn", s, 0755);
+	free(s);
 	tl_write_file(rpc_dir, "plain+", "#!/bin/sh\necho plain-plus \"$#\"\n", 0755);
 	s = rpc_path("linked"); /* the administrator's symlink is followed */
 	if (symlink("/bin/echo", s) < 0)
@@ -669,6 +680,135 @@ static bool wait_for_log(const char *path, const char *needle, int timeout_ms)
 	return false;
 }
 
+/* A service gets descriptors 0-2 and nothing else: not the agent's
+ * sockets, and not descriptors the agent inherited without close-on-exec
+ * (main() gives the agent fd 57 for this test). */
+static void test_service_fds(void)
+{
+	struct result r;
+	run("fds", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 0);
+	CHECK_STR((char *)r.out, "0\n1\n2\n3\n");
+	result_free(&r);
+}
+
+/* The children of PID, from /proc (empty when it has none). */
+static void proc_children(pid_t pid, char *buf, size_t cap)
+{
+	char f[64];
+	snprintf(f, sizeof(f), "task/%d/children", (int)pid);
+	proc_read(pid, f, buf, cap);
+}
+
+/* The broker drops the connection while the service ignores EOF, EPIPE and
+ * SIGTERM: the agent ends the service's whole process group (SIGTERM, then
+ * SIGKILL) instead of waiting for it forever, and its connection process
+ * exits. */
+static void test_broker_gone(void)
+{
+	struct qrpc_state st;
+	char *p;
+	int fd = connect_hello(&st);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK_INT(send_start(fd, &st, "stubborn", ""), 0);
+	pid_t svc = read_pid_file("stubborn.pid");
+	CHECK(svc > 0);
+	if (asprintf(&p, "%s/stubborn.pid", dir) < 0)
+		tl_die("asprintf");
+	char *t = tl_read_file(p, NULL);
+	pid_t bg = t && strchr(t, ' ') ? (pid_t)atoi(strchr(t, ' ') + 1) : 0;
+	free(t);
+	free(p);
+	CHECK(bg > 0);
+	pid_t handler = svc > 0 ? proc_ppid(svc) : 0;
+	CHECK(handler > 0 && handler != agent_pid);
+	close(fd); /* no EOF(stdin), no half-close: the broker is just gone */
+	bool gone = svc > 0 && tl_wait_gone(svc, TIMEOUT_MS);
+	CHECK(gone);
+	bool bg_gone = bg > 0 && tl_wait_gone(bg, TIMEOUT_MS);
+	CHECK(bg_gone);
+	bool handler_gone = handler > 0 && tl_wait_gone(handler, TIMEOUT_MS);
+	CHECK(handler_gone);
+	if (!gone && svc > 0)
+		kill(svc, SIGKILL);
+	if (!bg_gone && bg > 0)
+		kill(bg, SIGKILL);
+}
+
+/* With --max-connections 2, a third connection waits (the agent says so in
+ * its log) until one of the first two ends, and is then served.  Finished
+ * connection processes are reaped: none is left as a zombie. */
+static void test_connection_limit(const char *agent_path)
+{
+	char *d = tl_mkdtemp("qrpc-lim"), *sp, *lg;
+	struct qrpc_transport lt = { .kind = QRPC_TRANSPORT_UNIX }, saved = tr;
+	if (asprintf(&sp, "unix:%s", d) < 0 || qrpc_transport_parse(sp, &lt) < 0 ||
+	    asprintf(&lg, "%s/agent.log", d) < 0)
+		tl_die("transport");
+	char *av[] = { (char *)agent_path, "--transport", sp, "--rpc-dir", rpc_dir,
+		       "--max-connections", "2", NULL };
+	pid_t ag = tl_spawn(av, NULL, NULL, lg);
+	CHECK(wait_for_log(lg, "listening", TIMEOUT_MS));
+	CHECK(wait_for_log(lg, "at most 2 connections", TIMEOUT_MS));
+	tr = lt;
+
+	struct qrpc_state s1, s2;
+	int a = connect_hello(&s1), b = connect_hello(&s2);
+	CHECK(a >= 0 && b >= 0);
+	/* the third: the kernel queues it, the agent does not take it */
+	int c = qrpc_host_connect_guest(&tr, QRPC_PORT_AGENT);
+	CHECK(c < 0 ? c == -ETIMEDOUT : true);
+	CHECK(wait_for_log(lg, "connection limit (2) reached", TIMEOUT_MS));
+	if (c >= 0)
+		close(c);
+	/* one ends: the next connection is served */
+	if (a >= 0) {
+		CHECK_INT(send_start(a, &s1, "over", ""), 0);
+		struct result r;
+		memset(&r, 0, sizeof(r));
+		stream(a, &s1, NULL, 0, SEND_EOF, &r);
+		CHECK_INT(r.rc, 0);
+		CHECK_STR((char *)r.out, "generic\n");
+		result_free(&r);
+		close(a);
+	}
+	struct result r;
+	run("over", "special", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_STR((char *)r.out, "special\n");
+	result_free(&r);
+	if (b >= 0)
+		close(b);
+	/* every connection process is reaped: no children, no zombies */
+	char kids[256] = "?";
+	long long end = tl_now_ms() + TIMEOUT_MS;
+	while (tl_now_ms() < end) {
+		proc_children(ag, kids, sizeof(kids));
+		if (kids[0] == '\0')
+			break;
+		poll(NULL, 0, 20);
+	}
+	if (kids[0])
+		fprintf(stderr, "  agent children left: %s\n", kids);
+	CHECK(kids[0] == '\0');
+
+	tr = saved;
+	kill(ag, SIGTERM);
+	tl_wait_pid(ag, TIMEOUT_MS);
+	if (check_failures) {
+		char *t = tl_read_file(lg, NULL);
+		fprintf(stderr, "--- limited agent log ---\n%s", t ? t : "");
+		free(t);
+	}
+	tl_rm_rf(d);
+	free(d);
+	free(sp);
+	free(lg);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -687,11 +827,17 @@ int main(int argc, char **argv)
 
 	/* A QUBE_* variable in the agent's environment must not reach services. */
 	setenv("QUBE_REMOTE", "forged", 1);
+	/* ...nor a descriptor it inherited without close-on-exec */
+	int leak = open("/dev/null", O_RDONLY);
+	if (leak < 0 || dup2(leak, 57) < 0)
+		tl_die("fd 57");
+	close(leak);
 	char *agent_argv[] = { argv[1], "--transport", spec, "--rpc-dir", rpc_dir, "--name", "testvm",
 			       NULL };
 	pid_t agent = tl_spawn(agent_argv, NULL, NULL, log);
 	agent_pid = agent;
 	unsetenv("QUBE_REMOTE");
+	close(57);
 	if (!wait_for_log(log, "listening", TIMEOUT_MS)) {
 		fprintf(stderr, "qube-agent did not start\n");
 		kill(agent, SIGKILL);
@@ -704,6 +850,9 @@ int main(int argc, char **argv)
 	test_concurrent();
 	test_backpressure();
 	test_bad_requests();
+	test_service_fds();
+	test_broker_gone();
+	test_connection_limit(argv[1]);
 
 	kill(agent, SIGTERM);
 	tl_wait_pid(agent, TIMEOUT_MS);

@@ -367,6 +367,89 @@ static void test_bad_names(void)
 	CHECK_INT(tl_wait_pid(pid, TIMEOUT_MS), 2);
 }
 
+/* CPU time (user + system) PID has used so far, in clock ticks; -1 if
+ * /proc cannot tell. */
+static long long cpu_ticks(pid_t pid)
+{
+	char path[64], b[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	b[n] = 0;
+	char *rp = strrchr(b, ')');
+	unsigned long long ut, st;
+	/* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt
+	 * cminflt majflt cmajflt utime stime */
+	if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			  &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+/* The broker sends the whole answer and closes while qube-call's reader is
+ * slow (its stdout is a pipe nobody reads for a while): qube-call waits for
+ * the reader without spinning on the closed socket, then delivers all of
+ * the output and exits with the code. */
+static void test_closed_broker_slow_reader(void)
+{
+	struct broker b;
+	const size_t len = 2 * QRPC_MAX_DATA;
+	uint8_t *data = malloc(len);
+	int pout[2];
+	char err_path[256];
+	if (!data || pipe2(pout, O_CLOEXEC) < 0)
+		tl_die("setup");
+	for (size_t i = 0; i < len; i++)
+		data[i] = (uint8_t)(i * 13 + 1);
+	snprintf(err_path, sizeof(err_path), "%s/err-slow", dir);
+	pid_t pid = fork();
+	if (pid < 0)
+		tl_die("fork");
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+		int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (in < 0 || err < 0 || dup2(in, 0) < 0 || dup2(pout[1], 1) < 0 || dup2(err, 2) < 0)
+			_exit(98);
+		execl(qube_call, qube_call, "--transport", spec, "work", "svc", (char *)NULL);
+		_exit(97);
+	}
+	close(pout[1]);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_INT(b_result(&b, QRPC_CALL_ALLOWED), 0);
+	CHECK_INT(b_data(&b, QRPC_MSG_STDOUT, data, len), 0);
+	CHECK_INT(b_finish(&b, 5), 0);
+	b_close(&b);
+	/* 3 s of not reading: a busy loop would burn most of that */
+	long long t0 = cpu_ticks(pid);
+	poll(NULL, 0, 3000);
+	long long t1 = cpu_ticks(pid);
+	long hz = sysconf(_SC_CLK_TCK);
+	if (t0 < 0 || t1 < 0) {
+		fprintf(stderr, "test-call: /proc/PID/stat unreadable: CPU check NOT made\n");
+	} else {
+		if ((t1 - t0) * 4 >= hz)
+			fprintf(stderr, "  qube-call used %lld ticks (of %ld/s) while waiting\n",
+				t1 - t0, hz);
+		CHECK((t1 - t0) * 4 < hz); /* under 0.25 s of CPU in 3 s */
+	}
+	/* now read: everything arrives, then the exit code */
+	uint8_t *got = malloc(len + 1);
+	size_t n = 0;
+	ssize_t r;
+	while (got && n <= len && (r = read(pout[0], got + n, len + 1 - n)) > 0)
+		n += (size_t)r;
+	CHECK(got && n == len && memcmp(got, data, len) == 0);
+	CHECK_INT(tl_wait_pid(pid, TIMEOUT_MS), 5);
+	close(pout[0]);
+	free(got);
+	free(data);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -388,6 +471,7 @@ int main(int argc, char **argv)
 	test_local_program();
 	test_failures();
 	test_bad_names();
+	test_closed_broker_slow_reader();
 	close(lfd);
 	tl_rm_rf(dir);
 	free(dir);

@@ -101,7 +101,8 @@ static void test_host_to_guest(void)
 /* A fake guest-side endpoint that answers the handshake wrongly. */
 static void test_bad_answers(void)
 {
-	static const char *answers[] = { "NOPE\n", "OK\n", "OK 12a\n", "OK 1", "" };
+	static const char *answers[] = { "NOPE\n", "OK\n", "OK 12a\n", "OK 1", "", "OK 5\0junk\n" };
+	static const size_t answer_lens[] = { 5, 3, 7, 4, 0, 10 };
 	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
 		int lfd = qrpc_guest_listen(&tr, QRPC_PORT_AGENT);
 		CHECK(lfd >= 0);
@@ -111,7 +112,7 @@ static void test_bad_answers(void)
 			char line[64];
 			ssize_t n = read(fd, line, sizeof(line));
 			(void)n;
-			if (write(fd, answers[i], strlen(answers[i])) < 0)
+			if (write(fd, answers[i], answer_lens[i]) < 0)
 				_exit(1);
 			close(fd);
 			_exit(0);
@@ -142,6 +143,23 @@ static void test_bad_answers(void)
 	CHECK_INT(tl_wait_pid(pid, 30000), 0);
 	close(raw);
 	close(lfd);
+
+	/* a NUL inside the CONNECT line: refused, not read as "CONNECT 512" */
+	int sv[2];
+	CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	static const char nul_line[] = "CONNECT 512\0junk\n";
+	CHECK_INT(write(sv[0], nul_line, sizeof(nul_line) - 1), (long long)sizeof(nul_line) - 1);
+	CHECK_INT(qrpc_guest_answer_connect(sv[1], QRPC_PORT_AGENT), -EPROTO);
+	close(sv[0]);
+	close(sv[1]);
+	/* ...while the same line without it is answered */
+	CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	CHECK_INT(write(sv[0], "CONNECT 512\n", 12), 12);
+	CHECK_INT(qrpc_guest_answer_connect(sv[1], QRPC_PORT_AGENT), 0);
+	char ok[32] = "";
+	CHECK(read(sv[0], ok, sizeof(ok) - 1) > 3 && strncmp(ok, "OK ", 3) == 0);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 /* Guest connects to the host's DIR/vsock_P: no handshake on this side. */
