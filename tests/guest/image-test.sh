@@ -87,7 +87,7 @@ mkfs.ext4 -q -F -d "$tmp/seed" "$tmp/disk.raw"
 qemu-img convert -q -f raw -O qcow2 "$tmp/disk.raw" "$tmp/disk.qcow2"
 "$lib/qemu-guest.sh" --kernel "$tmp/out1/vmlinuz" --initrd "$tmp/out1/initramfs.cpio.gz" \
   --serial-log "$tmp/serial.log" --disk "$tmp/disk.qcow2" --disk-format qcow2 \
-  --append 'qube.agent=0 qube.rw=none qube.run="coreutils-env --version | head -n1" qube.run="coreutils-env false" qube.run="grep -c /rw /proc/mounts; mount -t ext4 -o ro /dev/vda /mnt && tr a-z A-Z < /mnt/hello" qube.poweroff' &
+  --append 'qube.agent=0 qube.bogus=1 qube.rw=none qube.run="coreutils-env --version | head -n1" qube.run="coreutils-env false" qube.run="grep -c /rw /proc/mounts; mount -t ext4 -o ro /dev/vda /mnt && tr a-z A-Z < /mnt/hello" qube.poweroff' &
 qpid=$!
 "$lib/wait-for-marker.sh" "$tmp/serial.log" "qube-init: poweroff" 240 "$qpid" ||
   fail "guest with the dynamic program did not power off"
@@ -99,6 +99,7 @@ grep -q 'qube-init: private disk: disabled' "$tmp/serial.log" || fail "qube.rw=n
 grep -A1 -F "run[3] start" "$tmp/serial.log" | tail -n1 | tr -d "\r" | grep -qx "0" || { cat "$tmp/serial.log" >&2; fail "qube.rw=none: something is mounted on /rw"; }
 grep -q "^QCOW2-CONTENT-$$" "$tmp/serial.log" || { cat "$tmp/serial.log" >&2; fail "qcow2 disk not readable in the guest"; }
 grep -q 'qube-init: agent disabled' "$tmp/serial.log" || fail "qube.agent=0 not honoured"
+grep -q "qube-init: warning: unknown option 'qube.bogus=1' ignored" "$tmp/serial.log" || fail "unknown qube.* option not reported"
 
 # ---- errors ------------------------------------------------------------------
 # expect_error NAME PATTERN ARGS...: the build fails, says PATTERN, writes nothing
