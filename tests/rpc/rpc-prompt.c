@@ -7,6 +7,9 @@
  *   rpc-prompt SOCKET allow-default    answer with the offered default
  *   rpc-prompt SOCKET deny             answer "DENY <id>"
  *   rpc-prompt SOCKET silent           never answer
+ *   rpc-prompt SOCKET noisy TARGET     first a malformed line, an answer for
+ *                                      an unknown id and one with an invalid
+ *                                      target, then "ALLOW <id> TARGET"
  *
  * Every question is printed on stdout as received.  Runs until the broker
  * closes the connection or it is killed.
@@ -27,8 +30,8 @@ int main(int argc, char **argv)
 	int fd;
 
 	if (argc < 3 || strlen(argv[1]) >= sizeof(sa.sun_path) ||
-	    (strcmp(argv[2], "allow") == 0 && argc != 4)) {
-		fprintf(stderr, "usage: rpc-prompt SOCKET allow TARGET|allow-default|deny|silent\n");
+	    ((strcmp(argv[2], "allow") == 0 || strcmp(argv[2], "noisy") == 0) && argc != 4)) {
+		fprintf(stderr, "usage: rpc-prompt SOCKET allow TARGET|noisy TARGET|allow-default|deny|silent\n");
 		return 2;
 	}
 	strcpy(sa.sun_path, argv[1]);
@@ -60,6 +63,11 @@ int main(int argc, char **argv)
 			}
 			if (strcmp(argv[2], "allow") == 0)
 				r = snprintf(reply, sizeof(reply), "ALLOW %s %s\n", id, argv[3]);
+			else if (strcmp(argv[2], "noisy") == 0)
+				r = snprintf(reply, sizeof(reply),
+					     "hello broker\nALLOW 99999 %s\nALLOW %s bad/name\n"
+					     "ALLOW %s %s\n",
+					     argv[3], id, id, argv[3]);
 			else if (strcmp(argv[2], "allow-default") == 0)
 				r = snprintf(reply, sizeof(reply), "ALLOW %s %s\n", id, def);
 			else if (strcmp(argv[2], "deny") == 0)

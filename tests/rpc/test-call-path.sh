@@ -160,10 +160,21 @@ check "ask answered with an unoffered target: 126" test "$rc" = 126
 check "unoffered target: reason logged" grep -q 'which was not offered' "$T/broker.log"
 kill "$P3"; wait "$P3" 2>/dev/null || true
 
+# -- ask: a prompt that also sends junk: junk is ignored, the real answer counts
+"$RPC_PROMPT" "$T/ask.sock" noisy personal > "$T/prompt5.log" &
+P5=$!; PIDS+=($P5)
+wait_for 20 "prompt 5 connected" prompt_connected 4
+out=$(echo hi | call work personal test.Ask) && rc=0 || rc=$?
+check "ask with junk lines before the answer: allowed" test "$rc:$(head -1 <<<"$out")" = "0:in=personal from=work arg= requested=personal"
+check "junk from the prompt logged" grep -q 'ask interface: malformed reply "hello broker" ignored' "$T/broker.log"
+check "answer for an unknown call logged" grep -q 'reply for unknown or finished call 99999 ignored' "$T/broker.log"
+check "answer with an invalid target logged" grep -q 'malformed reply "ALLOW [0-9]* bad/name" ignored' "$T/broker.log"
+kill "$P5"; wait "$P5" 2>/dev/null || true
+
 # -- ask: prompt never answers -> deny after --ask-timeout
 "$RPC_PROMPT" "$T/ask.sock" silent > "$T/prompt4.log" &
 P4=$!; PIDS+=($P4)
-wait_for 20 "prompt 4 connected" prompt_connected 4
+wait_for 20 "prompt 4 connected" prompt_connected 5
 out=$(echo hi | call work personal test.Ask 2>&1) && rc=0 || rc=$?
 check "ask not answered in time: 126" test "$rc" = 126
 kill "$P4"; wait "$P4" 2>/dev/null || true
