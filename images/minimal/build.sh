@@ -168,7 +168,9 @@ kmod=$ktree/lib/modules/$kver
 # once per kernel, in the cache, for xz-compressed kernels with CONFIG_PVH.
 vmlinux=$ktree/boot/vmlinux-$kver
 if [ ! -f "$vmlinux" ]; then
-  xzoff=$(grep -obUaP '\xFD7zXZ\x00' "$ktree/boot/vmlinuz-$kver" | head -n1 | cut -d: -f1)
+  # offset of the first xz stream header (no pipe into head: SIGPIPE and pipefail)
+  xzoff=$(grep -obUaP '\xFD7zXZ\x00' "$ktree/boot/vmlinuz-$kver" || true)
+  xzoff=${xzoff%%:*}
   if [ -n "$xzoff" ] && command -v xz >/dev/null &&
      # --single-stream stops at the end of the kernel's stream: read from a
      # process substitution so tail's SIGPIPE does not fail a pipeline
