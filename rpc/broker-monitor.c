@@ -1352,6 +1352,9 @@ static void on_signal(struct monitor *m)
 					m->exit_status = 1;
 				}
 			}
+		} else if (si.ssi_signo == SIGHUP) {
+			bk_log("SIGHUP: reloading the policy and the system info");
+			m->reload_at = bk_now_ms();
 		} else {
 			bk_log("signal %u: shutting down", si.ssi_signo);
 			m->quit = true;

@@ -76,4 +76,9 @@ check "broken system info: refused" test "$(try)" = 126
 check "  logged with the file name" grep -q "INVALID, denying every call: $T/system-info.json: invalid system info" "$T/broker.log"
 change write_system_info work personal
 check "system info fixed: allowed" test "$(try)" = 0
+
+# SIGHUP reloads too (for includes outside the watched directory)
+change kill -HUP "$BROKER_PID"
+check "SIGHUP: reloaded, still running" kill -0 "$BROKER_PID"
+check "SIGHUP: still allowed" test "$(try)" = 0
 finish
