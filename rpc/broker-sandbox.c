@@ -940,6 +940,10 @@ void bk_sandbox_main(const struct bk_config *cfg, int ipc_fd)
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* a terminal's hangup or ^C is for the monitor to act on; the
+	 * sandbox ends when the monitor does */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 
 	r = drop_privileges(cfg->uid, cfg->gid);
