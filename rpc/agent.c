@@ -165,8 +165,27 @@ static int set_nonblock(int fd)
 	return 0;
 }
 
-/* Environment of a service: the agent's, minus any QUBE_* it had, plus the
- * request's four variables. */
+/* Variables of the agent's environment that describe the agent's own
+ * process to its service manager: a service must not see them (it could
+ * talk to systemd in the agent's name, or take fds meant for the agent). */
+static bool is_agent_only_var(const char *entry)
+{
+	static const char *const names[] = {
+		"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+		"WATCHDOG_PID", "WATCHDOG_USEC",
+	};
+	if (strncmp(entry, "QUBE_", 5) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+		if (strncmp(entry, names[i], n) == 0 && entry[n] == '=')
+			return true;
+	}
+	return false;
+}
+
+/* Environment of a service: the agent's, minus any QUBE_* it had and the
+ * service-manager variables above, plus the request's four variables. */
 static char **build_env(const struct qagent_request *req)
 {
 	size_t n = 0;
@@ -177,7 +196,7 @@ static char **build_env(const struct qagent_request *req)
 		return NULL;
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "QUBE_", 5) != 0)
+		if (!is_agent_only_var(environ[i]))
 			env[k++] = environ[i];
 	if (asprintf(&env[k++], "QUBE_REMOTE=%s", req->source) < 0 ||
 	    asprintf(&env[k++], "QUBE_SERVICE=%s", req->service) < 0 ||

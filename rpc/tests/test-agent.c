@@ -255,6 +255,10 @@ static void setup_services(void)
 	tl_write_file(rpc_dir, "plain", "#!/bin/sh\necho plain\n", 0755);
 	/* the descriptors a service has: ls's own directory fd is the lowest
 	 * free one, so a clean service lists exactly 0 1 2 3 */
+	tl_write_file(rpc_dir, "env",
+		      "#!/bin/sh\necho \"${NOTIFY_SOCKET-unset} ${LISTEN_FDS-unset} "
+		      "${LISTEN_PID-unset} ${WATCHDOG_USEC-unset} ${KEEP_ME-unset}\"\n",
+		      0755);
 	tl_write_file(rpc_dir, "fds", "#!/bin/sh\nexec ls -1 /proc/self/fd\n", 0755);
 	/* ignores EOF, EPIPE and SIGTERM, and has a child in its group */
 	if (asprintf(&s, "#!/bin/sh\ntrap '' TERM PIPE\nsleep 1000 &\n"
@@ -686,6 +690,10 @@ static bool wait_for_log(const char *path, const char *needle, int timeout_ms)
 static void test_service_fds(void)
 {
 	struct result r;
+	run("env", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_STR((char *)r.out, "unset unset unset unset kept\n");
+	result_free(&r);
 	run("fds", "", NULL, 0, SEND_EOF, &r);
 	CHECK_INT(r.rc, 0);
 	CHECK_INT(r.exit_code, 0);
@@ -827,6 +835,12 @@ int main(int argc, char **argv)
 
 	/* A QUBE_* variable in the agent's environment must not reach services. */
 	setenv("QUBE_REMOTE", "forged", 1);
+	/* ...nor what the agent's service manager told the agent alone */
+	setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+	setenv("LISTEN_FDS", "1", 1);
+	setenv("LISTEN_PID", "1", 1);
+	setenv("WATCHDOG_USEC", "1000000", 1);
+	setenv("KEEP_ME", "kept", 1); /* an ordinary variable is passed on */
 	/* ...nor a descriptor it inherited without close-on-exec */
 	int leak = open("/dev/null", O_RDONLY);
 	if (leak < 0 || dup2(leak, 57) < 0)
@@ -837,6 +851,11 @@ int main(int argc, char **argv)
 	pid_t agent = tl_spawn(agent_argv, NULL, NULL, log);
 	agent_pid = agent;
 	unsetenv("QUBE_REMOTE");
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("KEEP_ME");
 	close(57);
 	if (!wait_for_log(log, "listening", TIMEOUT_MS)) {
 		fprintf(stderr, "qube-agent did not start\n");
