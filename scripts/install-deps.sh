@@ -11,6 +11,7 @@ pkgs=(
   clang llvm libclang-rt-14-dev
   libjson-c-dev libcmocka-dev libseccomp-dev libxml2-dev libvirt-dev
   qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs xz-utils binutils
+  procps
 )
 missing=()
 for p in "${pkgs[@]}"; do
