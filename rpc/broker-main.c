@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ static void usage(FILE *f)
 		"  --vsock-map FILE          AF_VSOCK transport instead: \"CID NAME\" lines\n"
 		"  --ask-socket PATH         listen here for prompt programs (ask rules);\n"
 		"                            without it, or with none connected, ask denies\n"
+		"  --ask-group GROUP         members of GROUP may connect to the ask socket\n"
+		"                            (mode 0660; default: 0600, the broker's user only)\n"
 		"  --start-socket PATH       connect here to start qubes and disposables;\n"
 		"                            without it a target that is not running fails\n"
 		"  --log FILE                append log lines here (default: stderr)\n"
@@ -69,7 +72,7 @@ int main(int argc, char **argv)
 {
 	enum {
 		O_POLICY = 256, O_SYSINFO, O_QUBES, O_VSOCK, O_ASK, O_START, O_LOG, O_USER,
-		O_MAXQ, O_MAXT, O_HS, O_ASKT, O_STARTT, O_CONNT, O_SELFTEST, O_VERSION,
+		O_MAXQ, O_MAXT, O_HS, O_ASKT, O_STARTT, O_CONNT, O_SELFTEST, O_VERSION, O_ASKGRP,
 	};
 	static const struct option opts[] = {
 		{ "policy-dir", required_argument, NULL, O_POLICY },
@@ -77,6 +80,7 @@ int main(int argc, char **argv)
 		{ "qubes-dir", required_argument, NULL, O_QUBES },
 		{ "vsock-map", required_argument, NULL, O_VSOCK },
 		{ "ask-socket", required_argument, NULL, O_ASK },
+		{ "ask-group", required_argument, NULL, O_ASKGRP },
 		{ "start-socket", required_argument, NULL, O_START },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "user", required_argument, NULL, O_USER },
@@ -110,6 +114,7 @@ int main(int argc, char **argv)
 		case O_QUBES: cfg.qubes_dir = optarg; break;
 		case O_VSOCK: cfg.vsock_map = optarg; break;
 		case O_ASK: cfg.ask_socket = optarg; break;
+		case O_ASKGRP: cfg.ask_group = optarg; break;
 		case O_START: cfg.start_socket = optarg; break;
 		case O_LOG: cfg.log_path = optarg; break;
 		case O_USER: cfg.user = optarg; break;
@@ -143,6 +148,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qube-broker: --max-per-qube (%u) is larger than --max-total (%u)\n",
 			cfg.max_per_qube, cfg.max_total);
 		return 2;
+	}
+	if (cfg.ask_group) {
+		struct group *gr = getgrnam(cfg.ask_group);
+
+		if (!cfg.ask_socket) {
+			fprintf(stderr, "qube-broker: --ask-group needs --ask-socket\n");
+			return 2;
+		}
+		if (!gr) {
+			fprintf(stderr, "qube-broker: --ask-group %s: no such group\n", cfg.ask_group);
+			return 2;
+		}
+		cfg.ask_gid = gr->gr_gid;
 	}
 	if (geteuid() == 0) {
 		struct passwd *pw = getpwnam(cfg.user);

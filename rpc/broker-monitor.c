@@ -1413,9 +1413,17 @@ static int ask_listen(struct monitor *m)
 	mode_t old = umask(0077);
 	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
-	if (r < 0 || listen(fd, 16) < 0) {
+	if (r < 0) {
 		r = -errno;
 		close(fd);
+		return r;
+	}
+	if ((m->cfg->ask_group && (chown(sa.sun_path, (uid_t)-1, m->cfg->ask_gid) < 0 ||
+				   chmod(sa.sun_path, 0660) < 0)) ||
+	    listen(fd, 16) < 0) {
+		r = -errno;
+		close(fd);
+		unlink(sa.sun_path); /* ours: bound just now */
 		return r;
 	}
 	m->ask_fd = fd;

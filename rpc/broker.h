@@ -29,6 +29,8 @@ struct bk_config {
 	const char *qubes_dir;    /* unix (hybrid) transport: QUBES_DIR/NAME/ */
 	const char *vsock_map;    /* vsock transport: "CID NAME" lines */
 	const char *ask_socket;   /* NULL: no ask interface (ask denies) */
+	const char *ask_group;    /* group that may connect to it (mode 0660) */
+	gid_t ask_gid;
 	const char *start_socket; /* NULL: no start interface (not running -> 125) */
 	const char *log_path;     /* NULL: stderr */
 	const char *user;         /* sandbox user when started as root */

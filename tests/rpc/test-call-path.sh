@@ -32,8 +32,9 @@ mkdir -p "$T/start"
 "$RPC_STARTER" "$T/start/sock" "$T/qubes" "$T/rpc" "$QUBE_AGENT" broken > "$T/starter.log" 2>&1 &
 PIDS+=($!)
 wait_for 20 "start interface" grep -q listening "$T/starter.log"
-start_broker --ask-socket "$T/ask.sock" --start-socket "$T/start/sock" --ask-timeout 5000 \
-	--start-timeout 30000
+start_broker --ask-socket "$T/ask.sock" --ask-group nogroup --start-socket "$T/start/sock" \
+	--ask-timeout 5000 --start-timeout 30000
+check "ask socket: group nogroup, mode 660" test "$(stat -c %G:%a "$T/ask.sock")" = "nogroup:660"
 SB=$(broker_sandbox_pid)
 fd_base=$(fd_count "$BROKER_PID"); sbfd_base=$(fd_count "$SB")
 

@@ -44,6 +44,8 @@ expect_fail 1 "$T/vsock.map:3: expected \"CID NAME\"" "${base[@]}" --vsock-map "
 printf '2 work\n' > "$T/vsock.map"
 : > "$T/log"
 expect_fail 1 "$T/vsock.map:1: expected \"CID NAME\" (CID >= 3" "${base[@]}" --vsock-map "$T/vsock.map" --log "$T/log"
+expect_fail 2 '--ask-group needs --ask-socket' "${base[@]}" --qubes-dir "$T/qubes" --ask-group nogroup
+expect_fail 2 '--ask-group no-such-group-here: no such group' "${base[@]}" --qubes-dir "$T/qubes" --ask-socket "$T/a.sock" --ask-group no-such-group-here
 expect_fail 1 "ask socket $T/no/dir/ask.sock" "${base[@]}" --qubes-dir "$T/qubes" --ask-socket "$T/no/dir/ask.sock"
 
 # a policy directory that does not exist: runs, denies everything, says why
