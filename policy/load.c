@@ -27,6 +27,11 @@
 #define QPOL_MAX_DEPTH 32          /* nested includes */
 #define QPOL_MAX_LOADS 4096        /* files read in one load */
 #define QPOL_MAX_FILE_SIZE (16u << 20)
+/* Bounds on what one load may cost, whatever the files say: includes can
+ * fan out (QPOL_MAX_LOADS files of QPOL_MAX_FILE_SIZE each would be 64 GiB
+ * and billions of rules).  Real policies have hundreds of rules. */
+#define QPOL_MAX_TOTAL_SIZE (64u << 20) /* bytes read over all files */
+#define QPOL_MAX_RULES 100000u
 #define QPOL_SUFFIX ".policy"
 
 /* !include-service context: rules of such a file have no service and
@@ -43,6 +48,8 @@ struct loader {
 	char *stack[QPOL_MAX_DEPTH];
 	size_t depth;
 	size_t n_loads;
+	size_t total_size;   /* bytes read so far */
+	bool rule_limit_hit; /* QPOL_MAX_RULES reported */
 };
 
 /* ---- Small helpers ------------------------------------------------------ */
@@ -302,6 +309,14 @@ static int add_rule(struct loader *ld, const char *file, unsigned line, char *se
 	struct param *params = NULL;
 	size_t np = 0;
 	int r;
+
+	if (p->n_rules >= QPOL_MAX_RULES) {
+		r = 0;
+		if (!ld->rule_limit_hit)
+			r = diag(ld, file, line, "too many rules (limit %u)", QPOL_MAX_RULES);
+		ld->rule_limit_hit = true;
+		goto out_inval;
+	}
 
 	/* f: SOURCE TARGET ACTION [PARAMS...] */
 	r = parse_token(ld, file, line, f[0], QPOL_CTX_SOURCE, &rule.source);
@@ -755,6 +770,14 @@ static int load_file(struct loader *ld, const char *path, const struct svc_ctx *
 		free(canon);
 		return r < 0 ? r : -EINVAL;
 	}
+	if (len > QPOL_MAX_TOTAL_SIZE - ld->total_size) {
+		r = diag(ld, where, where_line, "cannot read %s: the policy files together exceed "
+			 "%u MiB", path, QPOL_MAX_TOTAL_SIZE >> 20);
+		free(buf);
+		free(canon);
+		return r < 0 ? r : -EINVAL;
+	}
+	ld->total_size += len;
 	file = intern_file(ld->p, path);
 	if (!file) {
 		free(buf);

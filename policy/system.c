@@ -84,6 +84,14 @@ bool qpol_system_has_domain(const struct qpol_system *system, const char *name)
 	return qpol_system_find(system, name) != NULL;
 }
 
+/* A JSON string may hold "\u0000"; as a C string it would be cut there
+ * and read as something else ("dvm\u0000x" as "dvm"). */
+static bool has_nul(struct json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	return strlen(s) != (size_t)json_object_get_string_len(v);
+}
+
 /* Optional string member: absent or null leaves *dst NULL. */
 static int get_opt_string(struct json_object *obj, const char *dname, const char *key,
 			  char **dst, char **ret_error)
@@ -93,6 +101,8 @@ static int get_opt_string(struct json_object *obj, const char *dname, const char
 		return 0;
 	if (!json_object_is_type(v, json_type_string))
 		return sys_fail(ret_error, "domains.%s.%s: expected a string or null", dname, key);
+	if (has_nul(v))
+		return sys_fail(ret_error, "domains.%s.%s: contains a NUL character", dname, key);
 	*dst = strdup(json_object_get_string(v));
 	return *dst ? 0 : -ENOMEM;
 }
@@ -116,7 +126,7 @@ static int parse_domain(const char *name, struct json_object *obj, struct qpol_d
 
 	if (!json_object_object_get_ex(obj, "type", &v))
 		return sys_fail(ret_error, "domains.%s.type: missing", name);
-	if (json_object_is_type(v, json_type_string)) {
+	if (json_object_is_type(v, json_type_string) && !has_nul(v)) {
 		const char *t = json_object_get_string(v);
 		for (size_t i = 0; i < sizeof(domain_types) / sizeof(domain_types[0]); i++) {
 			if (strcmp(t, domain_types[i]) == 0) {
@@ -148,6 +158,9 @@ static int parse_domain(const char *name, struct json_object *obj, struct qpol_d
 			if (!json_object_is_type(t, json_type_string))
 				return sys_fail(ret_error, "domains.%s.tags[%zu]: expected a string",
 						name, i);
+			if (has_nul(t))
+				return sys_fail(ret_error,
+						"domains.%s.tags[%zu]: contains a NUL character", name, i);
 			d->tags[i] = strdup(json_object_get_string(t));
 			if (!d->tags[i])
 				return -ENOMEM;

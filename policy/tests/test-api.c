@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -223,6 +224,15 @@ static void test_system_errors(void **state)
 	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\", \"icon\": 3}}}",
 			    "domains.work.icon: expected a string");
 	expect_system_error("{\"domains\": {}} x", "trailing data");
+	/* "\u0000" inside a string would cut it short as a C string */
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\", "
+			    "\"tags\": [\"a\\u0000b\"]}}}",
+			    "domains.work.tags[0]: contains a NUL character");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\", "
+			    "\"default_dispvm\": \"work\\u0000x\"}}}",
+			    "domains.work.default_dispvm: contains a NUL character");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AppVM\\u0000x\"}}}",
+			    "domains.work.type: expected one of");
 
 	struct qpol_system *sys = NULL;
 	char *err = NULL;
@@ -476,6 +486,64 @@ static void test_reason_does_not_repeat_location(void **state)
 	qpol_system_free(s);
 }
 
+/* Hostile files cannot make a load unbounded: at most 100,000 rules (one
+ * diagnostic at the first rule over), and at most 64 MiB read over all the
+ * files of a load, however often they include each other. */
+static void test_load_limits(void **state)
+{
+	const char *line = "a.S * @anyvm @anyvm deny\n";
+	size_t n = 100001, ll = strlen(line);
+	char *text = malloc(n * ll);
+	assert_non_null(text);
+	for (size_t i = 0; i < n; i++)
+		memcpy(text + i * ll, line, ll);
+	struct qpol_policy *p = NULL;
+	assert_int_equal(qpol_policy_parse_text("many.policy", text, n * ll, NULL, &p), 0);
+	free(text);
+	assert_false(qpol_policy_is_valid(p));
+	assert_int_equal(qpol_policy_n_rules(p), 100000);
+	assert_int_equal(qpol_policy_n_diags(p), 1);
+	const struct qpol_diag *g = qpol_policy_diag(p, 0);
+	assert_int_equal(g->line, 100001);
+	assert_string_equal(g->message, "too many rules (limit 100000)");
+	qpol_policy_free(p);
+
+	/* five includes of a 16 MiB file (sparse: cheap to make and read) */
+	char dir[] = "/tmp/qpol-limits.XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/big", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), 16 << 20), 0);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/10-a.policy", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 5; i++)
+		fprintf(f, "!include big\n");
+	fclose(f);
+	p = NULL;
+	assert_int_equal(qpol_policy_load_dir(dir, &p), 0);
+	assert_false(qpol_policy_is_valid(p));
+	bool found = false;
+	for (size_t i = 0; i < qpol_policy_n_diags(p); i++) {
+		g = qpol_policy_diag(p, i);
+		if (!found && strstr(g->message, "exceed 64 MiB")) {
+			found = true;
+			/* 10-a.policy's own bytes + 3 x 16 MiB leave less than
+			 * 16 MiB: the fourth !include is over */
+			assert_int_equal(g->line, 4);
+			assert_non_null(strstr(g->file, "10-a.policy"));
+		}
+	}
+	assert_true(found);
+	qpol_policy_free(p);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/big", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -488,6 +556,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_evaluation),
 		cmocka_unit_test(test_request_names_follow_qname),
 		cmocka_unit_test(test_reason_does_not_repeat_location),
+		cmocka_unit_test(test_load_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
