@@ -256,7 +256,10 @@ int qpol_system_parse_json(const char *text, size_t len, struct qpol_system **re
 		if (r < 0)
 			goto out;
 	}
-	qsort(sys->domains, sys->n_domains, sizeof(*sys->domains), cmp_domain);
+	/* (qsort's base must not be NULL, even for 0 elements: an empty
+	 * "domains" object leaves sys->domains NULL) */
+	if (sys->n_domains > 1)
+		qsort(sys->domains, sys->n_domains, sizeof(*sys->domains), cmp_domain);
 	for (size_t i = 1; i < sys->n_domains; i++) {
 		if (strcmp(sys->domains[i - 1].name, sys->domains[i].name) == 0) {
 			r = sys_fail(ret_error, "domains.%s: given twice", sys->domains[i].name);

@@ -236,6 +236,14 @@ static void test_system_errors(void **state)
 
 	struct qpol_system *sys = NULL;
 	char *err = NULL;
+	/* no qubes at all is valid (and was undefined behaviour: qsort of
+	 * NULL, caught by UBSan in the sanitizer build) */
+	const char *none = "{\"domains\": {}}";
+	assert_int_equal(qpol_system_parse_json(none, strlen(none), &sys, &err), 0);
+	assert_null(err);
+	assert_false(qpol_system_has_domain(sys, "a"));
+	qpol_system_free(sys);
+	sys = NULL;
 	const char *ok = "{\"domains\": {\"a\": {\"type\": \"AppVM\"}}}";
 	assert_int_equal(qpol_system_parse_json(ok, strlen(ok), &sys, &err), 0);
 	assert_true(qpol_system_has_domain(sys, "a"));
