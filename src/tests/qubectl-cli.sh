@@ -50,6 +50,7 @@ expect 0 "eval deny" "^result=deny$" "$q" policy eval --policy-dir "$work/p" --s
 # --explain: FILE:LINE once, then the reason (which does not repeat it)
 expect 0 "eval --explain names the rule once" "^$work/p/10-a\.policy:1: allowed by rule$" "$q" policy eval --policy-dir "$work/p" --system-info "$sys" --explain work vault x.S
 expect 0 "eval malformed service denied" "malformed request: invalid service name" "$q" policy eval --policy-dir "$work/p" --system-info "$sys" --explain work vault .x
+expect 0 "eval malformed target denied" "malformed request: invalid target" "$q" policy eval --policy-dir "$work/p" --system-info "$sys" --explain work va/ult x.S
 expect 0 "eval --explain no rule" "\(no rule\): no matching rule" "$q" policy eval --policy-dir "$work/p" --system-info "$sys" --explain work vault y.S
 expect 0 "eval invalid policy denies" "every request is denied" "$q" policy eval --policy-dir "$work/bad" --system-info "$sys" work vault x.S
 expect 2 "eval without --system-info" "--system-info FILE is required" "$q" policy eval --policy-dir "$work/p" work vault x.S
