@@ -603,6 +603,16 @@ int main(int argc, char **argv)
 	}
 	r = run(&d);
 	status = r < 0 ? 1 : 0;
+	{
+		const struct vsd_stats *st = vsd_vsock_stats(d.vsock);
+
+		vlog(&d,
+		     "exiting: %" PRIu64 " connections, %" PRIu64 " RST sent (%" PRIu64
+		     " dropped), %" PRIu64 " bad chains, %" PRIu64 " bad packets, %" PRIu64
+		     " credit violations",
+		     st->conns_opened, st->rst_sent, st->rst_dropped, st->bad_chains,
+		     st->bad_packets, st->credit_violations);
+	}
 
 out_close_vu:
 	close(d.vu.fd);

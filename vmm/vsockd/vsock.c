@@ -50,6 +50,8 @@ struct conn {
 	TAILQ_ENTRY(conn) ctl_link;    /* on ctl list if pending != 0 */
 	TAILQ_ENTRY(conn) data_link;   /* on data list if in_data */
 	bool in_data;
+	TAILQ_ENTRY(conn) dirty_link;  /* forwarded bytes not yet reported */
+	bool in_dirty;
 	uint32_t local_port;           /* our port at CID 2 */
 	uint32_t peer_port;            /* the guest's port */
 	enum conn_state state;
@@ -86,6 +88,7 @@ struct vsd_vsock {
 	unsigned int nconns;
 	TAILQ_HEAD(, conn) ctl;
 	TAILQ_HEAD(, conn) data;
+	TAILQ_HEAD(, conn) dirty;
 	LIST_HEAD(, hostc) pending;
 	unsigned int npending;
 	struct rst_entry rst[VSD_RST_QUEUE];
@@ -135,6 +138,7 @@ int vsd_vsock_new(uint64_t guest_cid, const char *uds_path, int epfd, struct vsd
 	v->listen.fd = -1;
 	TAILQ_INIT(&v->ctl);
 	TAILQ_INIT(&v->data);
+	TAILQ_INIT(&v->dirty);
 	LIST_INIT(&v->pending);
 	v->next_port = VSD_LOCAL_PORT_BASE;
 	*ret = v;
@@ -161,6 +165,8 @@ static void conn_free(struct vsd_vsock *v, struct conn *c)
 		TAILQ_REMOVE(&v->ctl, c, ctl_link);
 	if (c->in_data)
 		TAILQ_REMOVE(&v->data, c, data_link);
+	if (c->in_dirty)
+		TAILQ_REMOVE(&v->dirty, c, dirty_link);
 	if (c->w.fd >= 0)
 		close(c->w.fd);
 	free(c->buf);
@@ -327,13 +333,40 @@ static void conn_reset(struct vsd_vsock *v, struct conn *c)
 	data_update(v, c);
 }
 
-/* Tells the guest about forwarded bytes once they add up to a quarter of
- * its window, so a streaming guest never waits for credit while we keep
- * up (every packet we send carries fwd_cnt too). */
+/*
+ * Credit reports.  The guest learns our fwd_cnt from every packet we send;
+ * on top of that a CREDIT_UPDATE goes out
+ *  - once VSD_CREDIT_REPORT bytes were forwarded since the last report, so
+ *    a streaming guest keeps sending while we keep up, and
+ *  - whenever the guest has nothing more queued for us (tx queue drained)
+ *    or our buffer for the connection just emptied, and bytes were
+ *    forwarded since the last report: a guest whose own send window is
+ *    smaller than VSD_CREDIT_REPORT would otherwise wait forever.
+ */
 static void credit_check(struct vsd_vsock *v, struct conn *c)
 {
-	if (c->fwd_cnt - c->fwd_reported >= VSD_CREDIT_REPORT && c->state == CONN_ESTABLISHED)
+	if (c->state != CONN_ESTABLISHED || c->fwd_cnt == c->fwd_reported)
+		return;
+	if (c->fwd_cnt - c->fwd_reported >= VSD_CREDIT_REPORT) {
 		conn_pend(v, c, PEND_CREDIT_UPDATE);
+	} else if (!c->in_dirty) {
+		TAILQ_INSERT_TAIL(&v->dirty, c, dirty_link);
+		c->in_dirty = true;
+	}
+}
+
+/* The tx queue is drained: report what was forwarded meanwhile. */
+static void credit_flush_dirty(struct vsd_vsock *v)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&v->dirty))) {
+		TAILQ_REMOVE(&v->dirty, c, dirty_link);
+		c->in_dirty = false;
+		if (c->state == CONN_ESTABLISHED && c->fwd_cnt != c->fwd_reported &&
+		    !(c->pending & PEND_CREDIT_UPDATE))
+			conn_pend(v, c, PEND_CREDIT_UPDATE);
+	}
 }
 
 /* Both directions are finished once the guest shut down both ways and we
@@ -364,6 +397,8 @@ static void conn_flush(struct vsd_vsock *v, struct conn *c)
 	}
 	if (c->state != CONN_ESTABLISHED)
 		return;
+	if (c->buf_len > 0 && c->fwd_cnt != c->fwd_reported)
+		conn_pend(v, c, PEND_CREDIT_UPDATE); /* a backlog just drained */
 	c->buf_off = c->buf_len = 0;
 	if ((c->peer_shut & VSD_SHUTDOWN_SEND) && !c->wr_shut) {
 		shutdown(c->w.fd, SHUT_WR);
@@ -674,6 +709,8 @@ bool vsd_vsock_process_tx(struct vsd_vsock *v, struct vsd_dev *dev)
 		vsd_vring_push(vr, ch->head, 0);
 	}
 	free(ch);
+	if (!more)
+		credit_flush_dirty(v);
 	vsd_vring_notify(vr);
 	return more;
 }
