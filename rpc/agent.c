@@ -884,6 +884,9 @@ int main(int argc, char **argv)
 			/* The directory is opened per connection so that services
 			 * installed after the agent started are found. */
 			int dfd = open(rpc_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (dfd < 0)
+				logf_("cannot open the service directory %s: %s (every call "
+				      "answers 127)", rpc_dir, strerror(errno));
 			r = handle_connection(fd, rpc_dir, dfd);
 			_exit(r < 0 ? 1 : 0);
 		}

@@ -817,6 +817,39 @@ static void test_connection_limit(const char *agent_path)
 	free(lg);
 }
 
+/* A service directory that cannot be opened: every call answers 127, and
+ * the log says why (not just "no such service"). */
+static void test_missing_rpc_dir(const char *agent_path)
+{
+	char *d = tl_mkdtemp("qrpc-nodir"), *sp, *lg, *missing;
+	struct qrpc_transport lt = { .kind = QRPC_TRANSPORT_UNIX }, saved = tr;
+	if (asprintf(&sp, "unix:%s", d) < 0 || qrpc_transport_parse(sp, &lt) < 0 ||
+	    asprintf(&lg, "%s/agent.log", d) < 0 || asprintf(&missing, "%s/none", d) < 0)
+		tl_die("transport");
+	char *av[] = { (char *)agent_path, "--transport", sp, "--rpc-dir", missing, NULL };
+	pid_t ag = tl_spawn(av, NULL, NULL, lg);
+	CHECK(wait_for_log(lg, "listening", TIMEOUT_MS));
+	tr = lt;
+	struct result r;
+	run("echo", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, QRPC_EXIT_NO_SERVICE);
+	result_free(&r);
+	char *want;
+	if (asprintf(&want, "cannot open the service directory %s: No such file", missing) < 0)
+		tl_die("asprintf");
+	CHECK(wait_for_log(lg, want, TIMEOUT_MS));
+	free(want);
+	tr = saved;
+	kill(ag, SIGTERM);
+	tl_wait_pid(ag, TIMEOUT_MS);
+	tl_rm_rf(d);
+	free(d);
+	free(sp);
+	free(lg);
+	free(missing);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -872,6 +905,7 @@ int main(int argc, char **argv)
 	test_service_fds();
 	test_broker_gone();
 	test_connection_limit(argv[1]);
+	test_missing_rpc_dir(argv[1]);
 
 	kill(agent, SIGTERM);
 	tl_wait_pid(agent, TIMEOUT_MS);
