@@ -438,7 +438,7 @@ static void start_daemon(struct fe *f)
 	live_daemon = f->pid;
 	if (f->pid == 0) {
 		execl(daemon_bin, daemon_bin, "--socket", f->vu_path, "--guest-cid", cid,
-		      "--uds-path", f->uds, "--verbose", (char *)NULL);
+		      "--uds-path", f->uds, "--connect-timeout", "1500", "--verbose", (char *)NULL);
 		_exit(127);
 	}
 	f->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -675,6 +675,17 @@ static void t_host_to_guest(struct fe *f)
 	tx_send(f, VSD_OP_RST, 81, p.h.src_port, NULL, 0);
 	CHECK(read_some(c, buf, sizeof(buf)) == 0);
 	close(c);
+
+	/* the guest never answers: after --connect-timeout the host client
+	 * is closed and the guest told to forget the request */
+	c = unix_connect(f->uds);
+	CHECK(write(c, "CONNECT 82\n", 11) == 11);
+	rx_recv(f, &p);
+	CHECK(p.h.op == VSD_OP_REQUEST && p.h.dst_port == 82);
+	lport = p.h.src_port;
+	CHECK(read_closed(c));
+	close(c);
+	rx_expect(f, &p, VSD_OP_RST, lport, 82);
 
 	/* malformed CONNECT lines are dropped without reaching the guest */
 	const char *bad[] = { "CONNECT\n", "CONNECT -1\n", "CONNECT 4294967296\n", "connect 5\n",
@@ -1150,6 +1161,12 @@ static void t_cli(void)
 		st = run_status(a, err, sizeof(err));
 		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 &&
 		      strstr(err, "--uds-path '/nonexistent-dir/u'"));
+	}
+	{
+		const char *a[] = { daemon_bin, "--socket", "/tmp/v.sock", "--guest-cid", "5",
+				    "--uds-path", "/tmp/u", "--connect-timeout", "-5", NULL };
+		st = run_status(a, err, sizeof(err));
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && strstr(err, "--connect-timeout '-5'"));
 	}
 	{
 		const char *a[] = { daemon_bin, "--help", NULL };

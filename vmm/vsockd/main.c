@@ -83,7 +83,8 @@ __attribute__((format(printf, 2, 3))) static void vlog(void *opaque, const char 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: qube-vsockd --socket PATH --guest-cid CID --uds-path PATH [--verbose]\n"
+		"Usage: qube-vsockd --socket PATH --guest-cid CID --uds-path PATH\n"
+		"                   [--connect-timeout MS] [--verbose]\n"
 		"\n"
 		"Userspace virtio-vsock device (vhost-user back-end) for one qube.\n"
 		"\n"
@@ -93,7 +94,9 @@ static void usage(FILE *f)
 		"  --uds-path PATH   host side, hybrid convention: guest connections to CID 2\n"
 		"                    port P go to unix socket PATH_P; host clients connect to\n"
 		"                    PATH and write \"CONNECT P\\n\" to reach guest port P\n"
-		"  --verbose         log protocol errors and rejected packets to stderr\n"
+		"  --connect-timeout MS  close a host client whose CONNECT the guest has not\n"
+		"                    answered within MS milliseconds (default 10000, 0: never)\n"
+		"  --verbose         log rejected vhost-user messages, counters at exit\n"
 		"  --help            this text\n"
 		"\n"
 		"Exits 0 when QEMU disconnects, removing both sockets.\n");
@@ -389,10 +392,15 @@ static int run(struct daemon *d)
 	struct epoll_event evs[64];
 
 	for (;;) {
-		int n, timeout = d->tx_more ? 0 : -1;
+		int n, timeout = d->tx_more ? 0 : -1, expire;
 
 		if (stop_signal)
 			return 0;
+		expire = vsd_vsock_expire(d->vsock);
+		if (expire >= 0 && (timeout < 0 || expire < timeout))
+			timeout = expire;
+		if (vsd_vsock_rx_pending(d->vsock))
+			vsd_vsock_process_rx(d->vsock, &d->dev); /* RSTs of expired requests */
 		n = epoll_pwait(d->epfd, evs, 64, timeout, &wait_mask);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -468,13 +476,15 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "connect-timeout", required_argument, NULL, 't' },
 		{ "test-seccomp", no_argument, NULL, 'T' },
 		{ 0 },
 	};
 	struct daemon d = { .epfd = -1, .vu = { .kind = VSD_W_VU_CONN, .fd = -1 } };
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct timeval tv = { .tv_sec = 30 };
-	const char *cid_arg = NULL;
+	const char *cid_arg = NULL, *timeout_arg = NULL;
+	unsigned long connect_timeout = VSD_CONNECT_TIMEOUT_MS;
 	bool test_seccomp = false;
 	int lfd = -1, opt, r, status = 1, accept_err;
 
@@ -487,6 +497,7 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("qube-vsockd %s\n", QUBE_VERSION); return 0;
 		case 'T': test_seccomp = true; break;
+		case 't': timeout_arg = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -513,6 +524,18 @@ int main(int argc, char **argv)
 	}
 	if (check_path("--socket", d.sock_path, 0) < 0 || check_path("--uds-path", d.uds_path, 11) < 0)
 		return 2;
+	if (timeout_arg) {
+		char *end;
+
+		errno = 0;
+		connect_timeout = strtoul(timeout_arg, &end, 10);
+		if (errno || end == timeout_arg || *end || *timeout_arg == '-' ||
+		    connect_timeout > 3600000) {
+			fprintf(stderr, "qube-vsockd: --connect-timeout '%s': not a number of milliseconds in 0..3600000\n",
+				timeout_arg);
+			return 2;
+		}
+	}
 
 	{
 		sigset_t block;
@@ -540,6 +563,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qube-vsockd: %s\n", strerror(-r));
 		goto out_epoll;
 	}
+	vsd_vsock_set_connect_timeout(d.vsock, (unsigned int)connect_timeout);
 	vsd_dev_init(&d.dev, d.cid, d.vsock);
 	d.dev.log = vlog;
 	d.dev.log_opaque = &d;
@@ -609,9 +633,9 @@ int main(int argc, char **argv)
 		vlog(&d,
 		     "exiting: %" PRIu64 " connections, %" PRIu64 " RST sent (%" PRIu64
 		     " dropped), %" PRIu64 " bad chains, %" PRIu64 " bad packets, %" PRIu64
-		     " credit violations",
+		     " credit violations, %" PRIu64 " connect timeouts",
 		     st->conns_opened, st->rst_sent, st->rst_dropped, st->bad_chains,
-		     st->bad_packets, st->credit_violations);
+		     st->bad_packets, st->credit_violations, st->connect_timeouts);
 	}
 
 out_close_vu:

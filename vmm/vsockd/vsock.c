@@ -24,6 +24,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vsockd.h"
@@ -52,6 +53,9 @@ struct conn {
 	bool in_data;
 	TAILQ_ENTRY(conn) dirty_link;  /* forwarded bytes not yet reported */
 	bool in_dirty;
+	TAILQ_ENTRY(conn) connecting_link; /* host-initiated, awaiting the guest */
+	bool in_connecting;
+	int64_t deadline_ms;
 	uint32_t local_port;           /* our port at CID 2 */
 	uint32_t peer_port;            /* the guest's port */
 	enum conn_state state;
@@ -89,6 +93,8 @@ struct vsd_vsock {
 	TAILQ_HEAD(, conn) ctl;
 	TAILQ_HEAD(, conn) data;
 	TAILQ_HEAD(, conn) dirty;
+	TAILQ_HEAD(, conn) connecting; /* in deadline order */
+	unsigned int connect_timeout_ms;
 	LIST_HEAD(, hostc) pending;
 	unsigned int npending;
 	struct rst_entry rst[VSD_RST_QUEUE];
@@ -96,6 +102,14 @@ struct vsd_vsock {
 	uint32_t next_port;
 	struct vsd_stats stats;
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static unsigned int hash_key(uint32_t local, uint32_t peer)
 {
@@ -139,6 +153,8 @@ int vsd_vsock_new(uint64_t guest_cid, const char *uds_path, int epfd, struct vsd
 	TAILQ_INIT(&v->ctl);
 	TAILQ_INIT(&v->data);
 	TAILQ_INIT(&v->dirty);
+	TAILQ_INIT(&v->connecting);
+	v->connect_timeout_ms = VSD_CONNECT_TIMEOUT_MS;
 	LIST_INIT(&v->pending);
 	v->next_port = VSD_LOCAL_PORT_BASE;
 	*ret = v;
@@ -167,6 +183,8 @@ static void conn_free(struct vsd_vsock *v, struct conn *c)
 		TAILQ_REMOVE(&v->data, c, data_link);
 	if (c->in_dirty)
 		TAILQ_REMOVE(&v->dirty, c, dirty_link);
+	if (c->in_connecting)
+		TAILQ_REMOVE(&v->connecting, c, connecting_link);
 	if (c->w.fd >= 0)
 		close(c->w.fd);
 	free(c->buf);
@@ -325,6 +343,10 @@ static void conn_reset(struct vsd_vsock *v, struct conn *c)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
+	if (c->in_connecting) {
+		TAILQ_REMOVE(&v->connecting, c, connecting_link);
+		c->in_connecting = false;
+	}
 	if (c->w.fd >= 0) {
 		close(c->w.fd);
 		c->w.fd = -1;
@@ -555,6 +577,10 @@ static void rx_response(struct vsd_vsock *v, struct conn *c)
 		return;
 	}
 	c->state = CONN_ESTABLISHED;
+	if (c->in_connecting) {
+		TAILQ_REMOVE(&v->connecting, c, connecting_link);
+		c->in_connecting = false;
+	}
 	len = snprintf(line, sizeof(line), "OK %u\n", c->local_port);
 	do {
 		w = write(c->w.fd, line, (size_t)len);
@@ -980,6 +1006,11 @@ static void host_pending_read(struct vsd_vsock *v, struct hostc *h)
 		return;
 	}
 	conn_pend(v, c, PEND_REQUEST);
+	if (v->connect_timeout_ms) {
+		c->deadline_ms = now_ms() + v->connect_timeout_ms;
+		TAILQ_INSERT_TAIL(&v->connecting, c, connecting_link);
+		c->in_connecting = true;
+	}
 	return;
 
 drop:
@@ -1019,4 +1050,28 @@ void vsd_vsock_handle_event(struct vsd_vsock *v, struct vsd_watch *w, uint32_t e
 	default:
 		break;
 	}
+}
+
+void vsd_vsock_set_connect_timeout(struct vsd_vsock *v, unsigned int ms)
+{
+	v->connect_timeout_ms = ms;
+}
+
+int vsd_vsock_expire(struct vsd_vsock *v)
+{
+	int64_t now = now_ms();
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&v->connecting))) {
+		if (c->deadline_ms > now) {
+			int64_t left = c->deadline_ms - now;
+
+			return left > INT32_MAX ? INT32_MAX : (int)left;
+		}
+		/* The guest neither accepted nor refused in time: the host
+		 * client is closed, the guest told to forget the request. */
+		v->stats.connect_timeouts++;
+		conn_reset(v, c);
+	}
+	return -1;
 }

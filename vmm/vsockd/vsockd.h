@@ -121,6 +121,7 @@ enum vsd_vsock_op {
 #define VSD_CONNECT_LINE_MAX 32u          /* "CONNECT 4294967295\n" fits */
 #define VSD_RST_QUEUE 256u                /* RSTs for unknown connections */
 #define VSD_LOCAL_PORT_BASE 0x40000000u   /* ephemeral host ports */
+#define VSD_CONNECT_TIMEOUT_MS 10000u     /* guest must answer a host CONNECT */
 
 /* Decoded virtio-vsock packet header (wire form is 44 bytes little-endian). */
 struct vsd_pkt_hdr {
@@ -250,6 +251,7 @@ struct vsd_stats {
 	uint64_t rst_dropped;
 	uint64_t conns_opened;
 	uint64_t credit_violations;
+	uint64_t connect_timeouts;
 };
 
 /*
@@ -277,6 +279,12 @@ void vsd_vsock_process_rx(struct vsd_vsock *v, struct vsd_dev *dev);
 /* epoll events on a watch owned by the vsock layer. */
 void vsd_vsock_handle_event(struct vsd_vsock *v, struct vsd_watch *w, uint32_t events);
 const struct vsd_stats *vsd_vsock_stats(const struct vsd_vsock *v);
+/* Host-initiated connections the guest has not answered within ms (0: no
+ * limit) are reset; default VSD_CONNECT_TIMEOUT_MS. */
+void vsd_vsock_set_connect_timeout(struct vsd_vsock *v, unsigned int ms);
+/* Resets expired host-initiated connections; returns milliseconds until
+ * the next deadline, or -1 if none is pending. */
+int vsd_vsock_expire(struct vsd_vsock *v);
 unsigned int vsd_vsock_conn_count(const struct vsd_vsock *v);
 /* True if there are packets queued for the guest. */
 bool vsd_vsock_rx_pending(const struct vsd_vsock *v);
