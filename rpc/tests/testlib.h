@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline void tl_die(const char *what)
+_Noreturn static inline void tl_die(const char *what)
 {
 	fprintf(stderr, "test setup failed: %s: %s\n", what, strerror(errno));
 	exit(99); /* meson: hard error */
