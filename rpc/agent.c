@@ -402,6 +402,13 @@ static bool wait_exited(struct conn *c, int ms)
  * SERVICE_GRACE_MS later, SIGKILL.  Whatever is left of the group is killed
  * before the service is reaped: until then its pid, which is the group's
  * id, cannot have been reused. */
+static void signal_service(const struct conn *c, int sig)
+{
+	/* the group; the process alone if it never got its own group */
+	if (kill(-c->pid, sig) < 0 && errno == ESRCH)
+		kill(c->pid, sig);
+}
+
 static void end_service(struct conn *c)
 {
 	if (c->child_done || c->pid <= 0)
@@ -409,12 +416,11 @@ static void end_service(struct conn *c)
 	if (!wait_exited(c, SERVICE_GRACE_MS)) {
 		logf_("service (pid %d) still running after the connection ended: SIGTERM",
 		      (int)c->pid);
-		kill(-c->pid, SIGTERM);
-		if (!wait_exited(c, SERVICE_GRACE_MS)) {
+		signal_service(c, SIGTERM);
+		if (!wait_exited(c, SERVICE_GRACE_MS))
 			logf_("service (pid %d) ignored SIGTERM: SIGKILL", (int)c->pid);
-		}
 	}
-	kill(-c->pid, SIGKILL);
+	signal_service(c, SIGKILL);
 	reap(c, true);
 }
 
