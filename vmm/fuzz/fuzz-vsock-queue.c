@@ -109,6 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		dispatch();
 		vsd_vsock_process_rx(vs, &dev);
+		if (vsd_vsock_idle_work(vs, &dev))
+			vsd_vsock_flush_idle(vs, &dev);
 		if (!more && !vsd_vsock_rx_pending(vs))
 			break;
 	}

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -54,6 +55,7 @@ struct daemon {
 	struct vsd_dev dev;
 	struct vsd_vsock *vsock;
 	bool tx_more;
+	int64_t idle_since; /* µs since held-back work is pending, 0: none */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -379,6 +381,14 @@ static int vu_read_msg(struct daemon *d)
 	return 0;
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void drain_eventfd(int fd)
 {
 	uint64_t v;
@@ -393,12 +403,16 @@ static int run(struct daemon *d)
 
 	for (;;) {
 		int n, timeout = d->tx_more ? 0 : -1, expire;
+		bool idle;
 
 		if (stop_signal)
 			return 0;
 		expire = vsd_vsock_expire(d->vsock);
 		if (expire >= 0 && (timeout < 0 || expire < timeout))
 			timeout = expire;
+		idle = vsd_vsock_idle_work(d->vsock, &d->dev);
+		if (idle && timeout != 0)
+			timeout = 1;
 		if (vsd_vsock_rx_pending(d->vsock))
 			vsd_vsock_process_rx(d->vsock, &d->dev); /* RSTs of expired requests */
 		n = epoll_pwait(d->epfd, evs, 64, timeout, &wait_mask);
@@ -406,6 +420,20 @@ static int run(struct daemon *d)
 			if (errno == EINTR)
 				continue;
 			return -errno;
+		}
+		if (idle) {
+			/* held-back work goes out after 1 ms of quiet, or
+			 * after 1 ms at the latest while busy */
+			int64_t now = mono_us();
+
+			if (!d->idle_since)
+				d->idle_since = now;
+			if (n == 0 || now - d->idle_since >= 1000) {
+				vsd_vsock_flush_idle(d->vsock, &d->dev);
+				d->idle_since = 0;
+			}
+		} else {
+			d->idle_since = 0;
 		}
 		bool vu_ready = false;
 

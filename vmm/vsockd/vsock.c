@@ -360,10 +360,11 @@ static void conn_reset(struct vsd_vsock *v, struct conn *c)
  * on top of that a CREDIT_UPDATE goes out
  *  - once VSD_CREDIT_REPORT bytes were forwarded since the last report, so
  *    a streaming guest keeps sending while we keep up, and
- *  - whenever the guest has nothing more queued for us (tx queue drained)
- *    or our buffer for the connection just emptied, and bytes were
- *    forwarded since the last report: a guest whose own send window is
- *    smaller than VSD_CREDIT_REPORT would otherwise wait forever.
+ *  - whenever the guest has sent nothing for about a millisecond
+ *    (vsd_vsock_flush_idle) or our buffer for the connection just
+ *    emptied, and bytes were forwarded since the last report: a guest
+ *    whose own send window is smaller than VSD_CREDIT_REPORT would
+ *    otherwise wait forever.
  */
 static void credit_check(struct vsd_vsock *v, struct conn *c)
 {
@@ -377,7 +378,7 @@ static void credit_check(struct vsd_vsock *v, struct conn *c)
 	}
 }
 
-/* The tx queue is drained: report what was forwarded meanwhile. */
+/* The guest went quiet: report what was forwarded meanwhile. */
 static void credit_flush_dirty(struct vsd_vsock *v)
 {
 	struct conn *c;
@@ -735,10 +736,24 @@ bool vsd_vsock_process_tx(struct vsd_vsock *v, struct vsd_dev *dev)
 		vsd_vring_push(vr, ch->head, 0);
 	}
 	free(ch);
-	if (!more)
-		credit_flush_dirty(v);
-	vsd_vring_notify(vr);
+	/* Completions of tx buffers only let the guest free memory: signal
+	 * them per quarter ring, the rest when the loop goes idle
+	 * (vsd_vsock_flush_idle), sparing the guest an interrupt per packet. */
+	if (vr->pushed >= vr->num / 4)
+		vsd_vring_notify(vr);
 	return more;
+}
+
+bool vsd_vsock_idle_work(const struct vsd_vsock *v, const struct vsd_dev *dev)
+{
+	return !TAILQ_EMPTY(&v->dirty) || dev->vq[VSD_VQ_TX].pushed > 0;
+}
+
+void vsd_vsock_flush_idle(struct vsd_vsock *v, struct vsd_dev *dev)
+{
+	credit_flush_dirty(v);
+	vsd_vring_notify(&dev->vq[VSD_VQ_TX]);
+	vsd_vsock_process_rx(v, dev);
 }
 
 static void hdr_for(const struct vsd_vsock *v, struct vsd_pkt_hdr *h, struct conn *c,

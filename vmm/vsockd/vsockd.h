@@ -274,6 +274,12 @@ void vsd_vsock_handle_tx(struct vsd_vsock *v, const struct vsd_pkt_hdr *untruste
 			 const struct iovec *untrusted_payload, unsigned int n);
 /* Processes the tx queue (guest -> host); returns true if work remains. */
 bool vsd_vsock_process_tx(struct vsd_vsock *v, struct vsd_dev *dev);
+/* Work held back while the guest streams (credit reports below the
+ * threshold, tx completion interrupts).  The caller runs
+ * vsd_vsock_flush_idle once nothing happened for about a millisecond, and
+ * at least every millisecond while busy. */
+bool vsd_vsock_idle_work(const struct vsd_vsock *v, const struct vsd_dev *dev);
+void vsd_vsock_flush_idle(struct vsd_vsock *v, struct vsd_dev *dev);
 /* Fills rx buffers (host -> guest) while there is something to send. */
 void vsd_vsock_process_rx(struct vsd_vsock *v, struct vsd_dev *dev);
 /* epoll events on a watch owned by the vsock layer. */
