@@ -56,9 +56,9 @@ wait_sock "$tmp/vu.sock"
 
 port=/dev/virtio-ports/org.qube.bench
 append='qube.agent=0'
-append+=' "qube.run=vsock-guest-tool listen vsock:3001 drain '"$n"' --once &"'
+append+=' "qube.run=VSOCK_BUF=${VSOCK_BUF:-} vsock-guest-tool listen vsock:3001 drain '"$n"' --once &"'
 append+=' "qube.run=vsock-guest-tool listen vsock:3002 echo &"'
-append+=' "qube.run=vsock-guest-tool connect vsock:2:3000 blast '"$n"'"'
+append+=' "qube.run=VSOCK_BUF=${VSOCK_BUF:-} vsock-guest-tool connect vsock:2:3000 blast '"$n"'"'
 append+=' "qube.run=vsock-guest-tool connect file:'"$port"'.0 blast '"$n"'"'
 append+=' "qube.run=vsock-guest-tool connect file:'"$port"'.1 drain '"$n"'"'
 append+=' "qube.run=vsock-guest-tool connect file:'"$port"'.2 serve-echo"'

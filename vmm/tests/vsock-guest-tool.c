@@ -34,6 +34,7 @@
  *   rtt K     K times: connect, 64-byte echo, close; print mean latency
  *   pingpong K  one connection, K 64-byte echoes; print mean latency
  *   serve-echo  echo on the connection until EOF (e.g. a virtio-serial port)
+ * VSOCK_BUF=BYTES sets SO_VM_SOCKETS_BUFFER_SIZE on vsock sockets.
  * Exit 0 on success, 1 on a failed check, 2 on usage errors.
  */
 #include <errno.h>
@@ -238,6 +239,21 @@ static void write_all(int fd, const void *buf, size_t len)
 	}
 }
 
+/* VSOCK_BUF=BYTES in the environment sets the socket's receive window
+ * (SO_VM_SOCKETS_BUFFER_SIZE; Linux defaults to 256 KiB). */
+static void set_vsock_buf(int fd)
+{
+	const char *e = getenv("VSOCK_BUF");
+	unsigned long long v;
+
+	if (!e || !*e)
+		return;
+	v = parse_num(e);
+	if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &v, sizeof(v)) < 0 ||
+	    setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &v, sizeof(v)) < 0)
+		fail("setsockopt(SO_VM_SOCKETS_BUFFER_SIZE): %s", strerror(errno));
+}
+
 static int connect_addr(const struct addr *a, bool expect_fail)
 {
 	int fd;
@@ -264,6 +280,7 @@ static int connect_addr(const struct addr *a, bool expect_fail)
 		fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			fail("socket(AF_VSOCK): %s", strerror(errno));
+		set_vsock_buf(fd);
 		if (connect(fd, (struct sockaddr *)&svm, sizeof(svm)) < 0) {
 			if (expect_fail)
 				return -1;
@@ -314,7 +331,10 @@ static int listen_addr(const struct addr *a)
 		struct sockaddr_vm svm = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
 					   .svm_port = a->port };
 		fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&svm, sizeof(svm)) < 0)
+		if (fd < 0)
+			fail("socket(AF_VSOCK): %s", strerror(errno));
+		set_vsock_buf(fd);
+		if (bind(fd, (struct sockaddr *)&svm, sizeof(svm)) < 0)
 			fail("vsock bind: %s", strerror(errno));
 	} else if (a->kind == A_UNIX) {
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
