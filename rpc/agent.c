@@ -238,8 +238,12 @@ static int start_exec(struct conn *c, const char *rpc_dir, const struct qagent_s
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
+		/* Every disposition back to default: the agent ignores SIGPIPE,
+		 * and whatever started the agent may have left others ignored
+		 * (nohup, a shell's background job), which execve would keep. */
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
 		/* Its own process group, so that everything it starts can be
 		 * ended with it when the broker goes away (end_service). */
 		setpgid(0, 0);

@@ -259,6 +259,8 @@ static void setup_services(void)
 		      "#!/bin/sh\necho \"${NOTIFY_SOCKET-unset} ${LISTEN_FDS-unset} "
 		      "${LISTEN_PID-unset} ${WATCHDOG_USEC-unset} ${KEEP_ME-unset}\"\n",
 		      0755);
+	tl_write_file(rpc_dir, "sigs", "#!/bin/sh\nexec grep -E '^Sig(Ign|Blk)' /proc/self/status\n",
+		      0755);
 	tl_write_file(rpc_dir, "fds", "#!/bin/sh\nexec ls -1 /proc/self/fd\n", 0755);
 	/* ignores EOF, EPIPE and SIGTERM, and has a child in its group */
 	if (asprintf(&s, "#!/bin/sh\ntrap '' TERM PIPE\nsleep 1000 &\n"
@@ -694,6 +696,12 @@ static void test_service_fds(void)
 	CHECK_INT(r.rc, 0);
 	CHECK_STR((char *)r.out, "unset unset unset unset kept\n");
 	result_free(&r);
+	/* no signal ignored or blocked, although the agent was started with
+	 * SIGINT, SIGHUP and SIGPIPE ignored (main) */
+	run("sigs", "", NULL, 0, SEND_EOF, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_STR((char *)r.out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+	result_free(&r);
 	run("fds", "", NULL, 0, SEND_EOF, &r);
 	CHECK_INT(r.rc, 0);
 	CHECK_INT(r.exit_code, 0);
@@ -881,7 +889,12 @@ int main(int argc, char **argv)
 	close(leak);
 	char *agent_argv[] = { argv[1], "--transport", spec, "--rpc-dir", rpc_dir, "--name", "testvm",
 			       NULL };
+	/* as nohup or a shell's background job would leave it */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	pid_t agent = tl_spawn(agent_argv, NULL, NULL, log);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	agent_pid = agent;
 	unsetenv("QUBE_REMOTE");
 	unsetenv("NOTIFY_SOCKET");
