@@ -30,27 +30,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uint8_t *ram;
 static int epfd = -1, lfd = -1;
 static struct vsd_vsock *vs;
-static char uds[64];
+static char uds[64], tmpdir[32], l1024[96];
+
+/* Leaves nothing behind in /tmp. */
+static void teardown(void)
+{
+	vsd_vsock_unlink(vs);
+	unlink(l1024);
+	rmdir(tmpdir);
+}
 
 static void setup(void)
 {
-	char dir[] = "/tmp/fuzz-vsock.XXXXXX", path[96];
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 
 	if (vs)
 		return;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fuzz-vsock.XXXXXX");
 	ram = aligned_alloc(4096, RAM);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!ram || epfd < 0 || !mkdtemp(dir))
+	if (!ram || epfd < 0 || !mkdtemp(tmpdir))
 		__builtin_trap();
-	snprintf(uds, sizeof(uds), "%s/v", dir);
+	snprintf(uds, sizeof(uds), "%s/v", tmpdir);
 	if (vsd_vsock_new(3, uds, epfd, &vs) < 0 || vsd_vsock_listen(vs) < 0)
 		__builtin_trap();
-	snprintf(path, sizeof(path), "%s_1024", uds);
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	snprintf(l1024, sizeof(l1024), "%s_1024", uds);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", l1024);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(lfd, 64) < 0)
 		__builtin_trap();
+	atexit(teardown);
 }
 
 static void dispatch(void)
