@@ -13,6 +13,7 @@
  * tables, oversized packets, packets for unknown connections, spoofed
  * CIDs, corrupt ring indices, malformed vhost-user messages.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -56,11 +57,24 @@
 static const char *daemon_bin;
 static pid_t live_daemon; /* killed if a check fails */
 
+static char live_dir[64]; /* removed at exit, also after a failed check */
+
 static void kill_live_daemon(void)
 {
+	DIR *d;
+
 	if (live_daemon > 0) {
 		kill(live_daemon, SIGKILL);
 		waitpid(live_daemon, NULL, 0);
+	}
+	if (live_dir[0] && (d = opendir(live_dir))) {
+		struct dirent *e;
+
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.')
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+		rmdir(live_dir);
 	}
 }
 static const char *current_test = "setup";
@@ -430,6 +444,7 @@ static void start_daemon(struct fe *f)
 	memset(f, 0, sizeof(*f));
 	snprintf(f->dir, sizeof(f->dir), "/tmp/vsockd-test.XXXXXX");
 	CHECK(mkdtemp(f->dir));
+	snprintf(live_dir, sizeof(live_dir), "%s", f->dir);
 	snprintf(f->vu_path, sizeof(f->vu_path), "%s/vhost.sock", f->dir);
 	snprintf(f->uds, sizeof(f->uds), "%s/vsock", f->dir);
 	snprintf(cid, sizeof(cid), "%u", CID);
@@ -1085,6 +1100,7 @@ static void t_sigterm(void)
 	memset(&f, 0, sizeof(f));
 	snprintf(f.dir, sizeof(f.dir), "/tmp/vsockd-test.XXXXXX");
 	CHECK(mkdtemp(f.dir));
+	snprintf(live_dir, sizeof(live_dir), "%s", f.dir);
 	snprintf(f.vu_path, sizeof(f.vu_path), "%s/vhost.sock", f.dir);
 	snprintf(f.uds, sizeof(f.uds), "%s/vsock", f.dir);
 	f.pid = fork();
