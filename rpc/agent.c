@@ -25,12 +25,13 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
 #define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
-#define REQUEST_TIMEOUT_MS 60000
+#define DEFAULT_REQUEST_TIMEOUT_S 60
 #define LINGER_MS 10000
 /* When the broker is gone: how long a service gets to exit on EOF/EPIPE
  * before its process group gets SIGTERM, and then before SIGKILL. */
@@ -38,6 +39,16 @@ extern char **environ;
 #define DEFAULT_MAX_CONNECTIONS 256
 
 static const char *agent_name = "qube-agent";
+/* --request-timeout: HELLO and SERVICE_START must have arrived this long
+ * after the connection was accepted, however the bytes trickle in. */
+static int request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_S * 1000;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
@@ -594,9 +605,12 @@ static void linger_close(struct conn *c)
 	}
 }
 
-/* Sends HELLO, reads HELLO + SERVICE_START within REQUEST_TIMEOUT_MS. */
+/* Sends HELLO, reads HELLO + SERVICE_START within request_timeout_ms in
+ * all (a per-read timeout would let a peer sending one byte now and then
+ * hold the connection, and one of --max-connections, forever). */
 static int read_request(struct conn *c, struct qagent_request *req)
 {
+	long long deadline = now_ms() + request_timeout_ms;
 	struct qrpc_msg hello = { .type = QRPC_MSG_HELLO };
 	size_t used;
 	int r;
@@ -611,7 +625,10 @@ static int read_request(struct conn *c, struct qagent_request *req)
 		if (r != -EAGAIN)
 			break;
 		struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
-		int pr = poll(&pfd, 1, REQUEST_TIMEOUT_MS);
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		int pr = poll(&pfd, 1, (int)left);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr <= 0)
@@ -696,13 +713,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: qube-agent [--transport vsock|unix:DIR] [--rpc-dir DIR] [--name NAME]\n"
-		"                  [--max-connections N]\n"
+		"                  [--max-connections N] [--request-timeout SECONDS]\n"
 		"Runs RPC services for the broker: listens on vsock port %u (or, with\n"
 		"unix:DIR, on DIR/vsock answering \"CONNECT %u\"), runs services from\n"
 		"--rpc-dir (default %s).  At most N connections (default %u) are served\n"
-		"at once; more wait in the listen queue until one ends.\n"
+		"at once; more wait in the listen queue until one ends.  A connection must\n"
+		"deliver its request within --request-timeout seconds (default %u).\n"
 		"Exit status: 2 on a usage error, 1 when it cannot listen or accept.\n",
-		QRPC_PORT_AGENT, QRPC_PORT_AGENT, QUBE_RPC_DIR, DEFAULT_MAX_CONNECTIONS);
+		QRPC_PORT_AGENT, QRPC_PORT_AGENT, QUBE_RPC_DIR, DEFAULT_MAX_CONNECTIONS,
+		DEFAULT_REQUEST_TIMEOUT_S);
 }
 
 /* Descriptors 0-2 must be open (on /dev/null if need be): otherwise a
@@ -741,6 +760,7 @@ int main(int argc, char **argv)
 		{ "rpc-dir", required_argument, NULL, 'r' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "max-connections", required_argument, NULL, 'm' },
+		{ "request-timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -777,6 +797,18 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			max_conns = (unsigned)v;
+			break;
+		}
+		case 'T': {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || v < 1 || v > 3600) {
+				fprintf(stderr, "qube-agent: --request-timeout: want 1-3600 seconds, "
+					"not '%s'\n", optarg);
+				return 2;
+			}
+			request_timeout_ms = (int)v * 1000;
 			break;
 		}
 		case 'h':

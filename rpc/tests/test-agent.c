@@ -861,6 +861,76 @@ static void test_missing_rpc_dir(const char *agent_path)
 	free(missing);
 }
 
+/* A broker that sends its request one byte now and then: the agent ends the
+ * connection once --request-timeout has passed since it was accepted,
+ * however recent the last byte (before: each byte restarted the wait). */
+static void test_request_timeout(const char *agent_path)
+{
+	char *d = tl_mkdtemp("qrpc-rto"), *sp, *lg;
+	struct qrpc_transport lt = { .kind = QRPC_TRANSPORT_UNIX }, saved = tr;
+	if (asprintf(&sp, "unix:%s", d) < 0 || qrpc_transport_parse(sp, &lt) < 0 ||
+	    asprintf(&lg, "%s/agent.log", d) < 0)
+		tl_die("transport");
+	char *av[] = { (char *)agent_path, "--transport", sp, "--rpc-dir", rpc_dir,
+		       "--request-timeout", "2", NULL };
+	pid_t ag = tl_spawn(av, NULL, NULL, lg);
+	CHECK(wait_for_log(lg, "listening", TIMEOUT_MS));
+	tr = lt;
+	int fd = qrpc_host_connect_guest(&tr, QRPC_PORT_AGENT);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		uint8_t bytes[64];
+		size_t n = 0;
+		struct qrpc_msg m = { .type = QRPC_MSG_HELLO };
+		m.u.hello.version_min = m.u.hello.version_max = 1;
+		size_t len;
+		CHECK_INT(qrpc_msg_encode(&m, bytes, sizeof(bytes), &len), 0);
+		n = len;
+		m = (struct qrpc_msg){ .type = QRPC_MSG_SERVICE_START };
+		snprintf(m.u.service_start.source, sizeof(m.u.service_start.source), "work");
+		snprintf(m.u.service_start.service, sizeof(m.u.service_start.service), "over");
+		snprintf(m.u.service_start.requested_target,
+			 sizeof(m.u.service_start.requested_target), "work");
+		CHECK_INT(qrpc_msg_encode(&m, bytes + n, sizeof(bytes) - n, &len), 0);
+		n += len;
+		/* 0.5 s apart: the whole request would take over 10 s */
+		bool closed = false;
+		size_t sent = 0;
+		uint8_t junk[256];
+		while (!closed && sent < n) {
+			if (send(fd, bytes + sent, 1, MSG_NOSIGNAL) != 1) {
+				closed = true;
+				break;
+			}
+			sent++;
+			long long until = tl_now_ms() + 500;
+			while (!closed && tl_now_ms() < until) {
+				struct pollfd pfd = { .fd = fd, .events = POLLIN };
+				if (poll(&pfd, 1, (int)(until - tl_now_ms())) == 1) {
+					ssize_t got = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+					if (got == 0 || (got < 0 && errno != EAGAIN))
+						closed = true; /* (the agent's HELLO is read and dropped) */
+				}
+			}
+		}
+		/* closed before the request was complete (afterwards the agent
+		 * would run the service and close after EXIT anyway) */
+		if (!closed || sent >= n)
+			fprintf(stderr, "  the agent took all %zu bytes of a request that came in "
+					"over %zu s\n", n, n / 2);
+		CHECK(closed && sent < n);
+		CHECK(wait_for_log(lg, "bad request from broker: Connection timed out", TIMEOUT_MS));
+		close(fd);
+	}
+	tr = saved;
+	kill(ag, SIGTERM);
+	tl_wait_pid(ag, TIMEOUT_MS);
+	tl_rm_rf(d);
+	free(d);
+	free(sp);
+	free(lg);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -922,6 +992,7 @@ int main(int argc, char **argv)
 	test_broker_gone();
 	test_connection_limit(argv[1]);
 	test_missing_rpc_dir(argv[1]);
+	test_request_timeout(argv[1]);
 
 	kill(agent, SIGTERM);
 	tl_wait_pid(agent, TIMEOUT_MS);
