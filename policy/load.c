@@ -861,7 +861,8 @@ static int load_dir(struct loader *ld, const char *dir, const char *from_file, u
 			      : -e;
 		goto out;
 	}
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n > 1) /* names is NULL for an empty directory */
+		qsort(names, n, sizeof(*names), cmp_names);
 	/* Qubes checks every name before loading any file. */
 	for (size_t i = 0; i < n; i++) {
 		const char *base = strrchr(names[i], '/') + 1;

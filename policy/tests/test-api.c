@@ -552,9 +552,36 @@ static void test_load_limits(void **state)
 	rmdir(dir);
 }
 
+/* An empty policy directory is a valid policy that denies everything (and
+ * loading it sorts no file names: qsort must not see a NULL array). */
+static void test_empty_dir(void **state)
+{
+	char dir[] = "/tmp/qpol-empty.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct qpol_policy *p = NULL;
+	assert_int_equal(qpol_policy_load_dir(dir, &p), 0);
+	assert_true(qpol_policy_is_valid(p));
+	assert_int_equal(qpol_policy_n_rules(p), 0);
+	struct qpol_system *sys = NULL;
+	char *err = NULL;
+	const char *json = "{\"domains\": {\"a\": {\"type\": \"AppVM\"}, "
+			   "\"b\": {\"type\": \"AppVM\"}}}";
+	assert_int_equal(qpol_system_parse_json(json, strlen(json), &sys, &err), 0);
+	struct qpol_request req = { .service = "x.Y", .argument = "", .source = "a", .target = "b" };
+	struct qpol_decision d;
+	assert_int_equal(qpol_evaluate(p, sys, &req, &d), 0);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_null(d.rule_file);
+	qpol_decision_finish(&d);
+	qpol_system_free(sys);
+	qpol_policy_free(p);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_dir),
 		cmocka_unit_test(test_decision_fields),
 		cmocka_unit_test(test_request_edge_cases),
 		cmocka_unit_test(test_invalid_policy_denies_with_reason),
