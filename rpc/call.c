@@ -25,6 +25,7 @@
 
 #define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
 #define EXIT_USAGE 2
+#define EXIT_OUTPUT_GONE 141 /* 128 + SIGPIPE, as a shell reports a writer killed by it */
 
 static void usage(FILE *f)
 {
@@ -65,6 +66,7 @@ struct call {
 	int in_fd;  /* local data toward the service (stdin or program's stdout) */
 	int out_fd; /* service stdout goes here (stdout or program's stdin) */
 	bool stdin_eof_sent;
+	bool out_gone; /* the local reader of the service's stdout went away */
 	bool got_exit;
 	int exit_code;
 };
@@ -169,6 +171,13 @@ static int relay(struct call *c)
 		}
 		if (c->out_fd >= 0 && c->ooff == c->olen && stdout_ended(c))
 			close_out(c);
+		if (c->out_gone && !stdout_ended(c) && !c->got_exit) {
+			/* As a local pipeline would: the writer stops when its
+			 * reader is gone.  Closing the connection makes the
+			 * broker end the call and the agent end the service. */
+			fprintf(stderr, "qube-call: the reader of the output is gone: ending the call\n");
+			return EXIT_OUTPUT_GONE;
+		}
 		if (c->got_exit) {
 			/* flush what the local reader has not taken yet, then done */
 			if (c->ooff < c->olen && c->out_fd >= 0)
@@ -258,10 +267,13 @@ static int relay(struct call *c)
 		}
 		if (i_out >= 0 && pfd[i_out].revents) {
 			ssize_t w = write(c->out_fd, c->obuf + c->ooff, c->olen - c->ooff);
-			if (w > 0)
+			if (w > 0) {
 				c->ooff += (size_t)w;
-			else if (w < 0 && errno != EAGAIN && errno != EINTR)
-				close_out(c); /* local reader gone: drop the rest */
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				/* local reader gone: the call ends (see relay) */
+				close_out(c);
+				c->out_gone = true;
+			}
 		}
 	}
 }

@@ -450,6 +450,47 @@ static void test_closed_broker_slow_reader(void)
 	free(data);
 }
 
+/* The reader of qube-call's stdout goes away while the service is still
+ * writing (`qube-call ... | head`): qube-call ends the call and exits 141
+ * instead of draining an endless service for ever. */
+static void test_output_reader_gone(void)
+{
+	struct broker b;
+	int pout[2];
+	uint8_t chunk[4096];
+	memset(chunk, 'y', sizeof(chunk));
+	if (pipe2(pout, O_CLOEXEC) < 0)
+		tl_die("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		tl_die("fork");
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+		int err = open("/dev/null", O_WRONLY);
+		if (in < 0 || err < 0 || dup2(in, 0) < 0 || dup2(pout[1], 1) < 0 || dup2(err, 2) < 0)
+			_exit(98);
+		execl(qube_call, qube_call, "--transport", spec, "work", "svc", (char *)NULL);
+		_exit(97);
+	}
+	close(pout[1]);
+	close(pout[0]); /* the reader is gone before anything arrives */
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	CHECK_INT(b_accept(&b), 0);
+	CHECK_INT(b_result(&b, QRPC_CALL_ALLOWED), 0);
+	/* an endless service: keep sending until qube-call hangs up (at most
+	 * 64 MiB, so a qube-call that drains for ever fails the test) */
+	int sent_ok = 0;
+	for (int i = 0; i < 16384; i++) {
+		if (b_data(&b, QRPC_MSG_STDOUT, chunk, sizeof(chunk)) < 0)
+			break;
+		sent_ok++;
+	}
+	CHECK(sent_ok < 16384);
+	b_close(&b);
+	CHECK_INT(tl_wait_pid(pid, TIMEOUT_MS), 141);
+	signal(SIGPIPE, old);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -472,6 +513,7 @@ int main(int argc, char **argv)
 	test_failures();
 	test_bad_names();
 	test_closed_broker_slow_reader();
+	test_output_reader_gone();
 	close(lfd);
 	tl_rm_rf(dir);
 	free(dir);
