@@ -137,18 +137,14 @@ __attribute__((format(printf, 4, 5)))
 static int diag(struct loader *ld, const char *file, unsigned line, const char *fmt, ...)
 {
 	struct qpol_policy *p = ld->p;
-	char *msg = NULL, *f = NULL;
+	char *msg, *f;
 	va_list ap;
-	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&msg, fmt, ap);
+	msg = qpol_vmsg(fmt, ap);
 	va_end(ap);
-	if (r < 0)
+	if (!msg)
 		return -ENOMEM;
-	for (char *c = msg; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
 	f = strdup(file);
 	if (!f)
 		goto err_free_msg;

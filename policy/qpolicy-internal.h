@@ -6,6 +6,7 @@
 #ifndef QPOLICY_INTERNAL_H
 #define QPOLICY_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -107,6 +108,12 @@ struct qpol_system {
 /* Token parsing shared by the loader and the evaluator.  On success fills
  * *ret (value malloc'd) and returns 0; -ENOMEM; -EINVAL with *ret_msg a
  * malloc'd message (or NULL on allocation failure). */
+/* printf into a new string, control characters shown as '?' so that a
+ * message built from policy or JSON text is always one clean line.
+ * NULL when out of memory. */
+__attribute__((format(printf, 1, 0)))
+char *qpol_vmsg(const char *fmt, va_list ap);
+
 int qpol_token_parse(const char *text, unsigned ctx, struct qpol_token *ret, char **ret_msg);
 void qpol_token_finish(struct qpol_token *tok);
 /* "@anyvm", "@dispvm:NAME", "NAME"...: malloc'd, NULL on ENOMEM. */

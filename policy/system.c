@@ -25,18 +25,13 @@ static const char *const domain_types[] = {
 __attribute__((format(printf, 2, 3)))
 static int sys_fail(char **ret_error, const char *fmt, ...)
 {
-	char *msg = NULL;
 	va_list ap;
-	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&msg, fmt, ap);
+	char *msg = qpol_vmsg(fmt, ap);
 	va_end(ap);
-	if (r < 0)
+	if (!msg)
 		return -ENOMEM;
-	for (char *c = msg; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
 	if (ret_error)
 		*ret_error = msg;
 	else

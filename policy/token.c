@@ -78,17 +78,27 @@ static const char *ctx_article(unsigned ctx)
 	}
 }
 
+char *qpol_vmsg(const char *fmt, va_list ap)
+{
+	char *msg = NULL;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return NULL;
+	for (char *c = msg; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return msg;
+}
+
 __attribute__((format(printf, 2, 3)))
 static int tok_fail(char **ret_msg, const char *fmt, ...)
 {
-	char *msg = NULL;
 	va_list ap;
-	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&msg, fmt, ap);
+	char *msg = qpol_vmsg(fmt, ap);
 	va_end(ap);
-	if (r < 0)
+	if (!msg)
 		return -ENOMEM;
 	*ret_msg = msg;
 	return -EINVAL;
