@@ -197,6 +197,20 @@ err_close:
 	return r;
 }
 
+/* Connects FD (retrying on EINTR); returns FD, or closes it and returns
+ * a negative errno. */
+static int connect_or_close(int fd, const struct sockaddr *a, socklen_t len)
+{
+	while (connect(fd, a, len) < 0) {
+		int r = -errno;
+		if (r == -EINTR)
+			continue;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 static int unix_connect(const struct qrpc_transport *t, uint64_t port)
 {
 	struct sockaddr_un a;
@@ -208,14 +222,7 @@ static int unix_connect(const struct qrpc_transport *t, uint64_t port)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	while (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		if (errno == EINTR)
-			continue;
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
+	return connect_or_close(fd, (struct sockaddr *)&a, sizeof(a));
 }
 
 static int vsock_listen(uint32_t port)
@@ -241,7 +248,7 @@ static int vsock_listen(uint32_t port)
 static int vsock_connect(uint32_t cid, uint32_t port)
 {
 	struct sockaddr_vm a;
-	int fd, r;
+	int fd;
 
 	memset(&a, 0, sizeof(a));
 	a.svm_family = AF_VSOCK;
@@ -250,14 +257,7 @@ static int vsock_connect(uint32_t cid, uint32_t port)
 	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	while (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		if (errno == EINTR)
-			continue;
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
+	return connect_or_close(fd, (struct sockaddr *)&a, sizeof(a));
 }
 
 int qrpc_vsock_peer_cid(int fd, uint32_t *ret_cid)

@@ -404,7 +404,7 @@ static int handle(struct vsd_dev *dev, const struct vsd_vu_msg *untrusted_msg, i
 		if (r < 0)
 			return r;
 		if (fd < 0)
-			return -EOPNOTSUPP; /* polling mode is not implemented */
+			return -EOPNOTSUPP; /* no kick fd means polling mode, which this backend does not offer */
 		close_fd(&vr->kick_fd);
 		vr->kick_fd = fd;
 		vr->kick_gen++;
