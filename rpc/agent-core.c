@@ -28,10 +28,7 @@ int qagent_parse_request(const uint8_t *untrusted_buf, size_t len, struct qrpc_s
 	/* Exactly two messages: HELLO, then SERVICE_START.  The state
 	 * machine rejects every other type and order. */
 	for (int i = 0; i < 2; i++) {
-		r = qrpc_msg_parse(untrusted_buf + off, len - off, &untrusted_msg, &used);
-		if (r < 0)
-			return r;
-		r = qrpc_state_on_recv(&st, &untrusted_msg);
+		r = qrpc_state_parse(&st, untrusted_buf + off, len - off, &untrusted_msg, &used);
 		if (r < 0)
 			return r;
 		if (i == 0 && untrusted_msg.type != QRPC_MSG_HELLO)

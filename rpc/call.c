@@ -116,12 +116,9 @@ static int process_input(struct call *c)
 	while (c->ooff == c->olen && !c->got_exit) {
 		struct qrpc_msg untrusted_msg;
 		size_t used;
-		int r = qrpc_msg_parse(c->rbuf, c->rlen, &untrusted_msg, &used);
+		int r = qrpc_state_parse(&c->state, c->rbuf, c->rlen, &untrusted_msg, &used);
 		if (r == -EAGAIN)
 			return 0;
-		if (r < 0)
-			return r;
-		r = qrpc_state_on_recv(&c->state, &untrusted_msg);
 		if (r < 0)
 			return r;
 		switch (untrusted_msg.type) {

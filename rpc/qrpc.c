@@ -414,6 +414,22 @@ static bool server_streams_open(const struct qrpc_state *s)
 	return s->phase_rx & PH_REQUEST;
 }
 
+int qrpc_state_parse(struct qrpc_state *state, const uint8_t *buf, size_t len,
+		     struct qrpc_msg *ret_msg, size_t *ret_used)
+{
+	struct qrpc_msg untrusted_msg;
+	size_t used;
+	int r = qrpc_msg_parse(buf, len, &untrusted_msg, &used);
+	if (r < 0)
+		return r;
+	r = qrpc_state_on_recv(state, &untrusted_msg);
+	if (r < 0)
+		return r;
+	*ret_msg = untrusted_msg;
+	*ret_used = used;
+	return 0;
+}
+
 bool qrpc_state_is_done(const struct qrpc_state *state)
 {
 	/* The side that sends EXIT (or a refusal) is the server. */

@@ -185,6 +185,12 @@ int qrpc_state_on_recv(struct qrpc_state *state, const struct qrpc_msg *msg);
 int qrpc_state_on_send(struct qrpc_state *state, const struct qrpc_msg *msg);
 /* True once the exit code has passed (no more messages either way). */
 bool qrpc_state_is_done(const struct qrpc_state *state);
+/* Takes the next message from the peer out of BUF (LEN bytes received so
+ * far): qrpc_msg_parse() then qrpc_state_on_recv(), the one way every
+ * program reads its peer.  -EAGAIN while the message is incomplete; other
+ * errors as those two say.  ret_* are untouched on failure. */
+int qrpc_state_parse(struct qrpc_state *state, const uint8_t *buf, size_t len,
+		     struct qrpc_msg *ret_msg, size_t *ret_used);
 
 /* ---- Blocking helpers over a socket (touch the OS) ----------------------- */
 

@@ -690,6 +690,31 @@ static void test_names_shared(void)
 	}
 }
 
+/* qrpc_state_parse: -EAGAIN on a partial message, a message the state
+ * machine refuses leaves the outputs untouched, a good one is consumed. */
+static void test_state_parse(void)
+{
+	struct qrpc_state s;
+	uint8_t wire[64];
+	size_t len = 0, used = 12345;
+	struct qrpc_msg out = { .type = 0xdead }, h = hello(1, 1);
+
+	qrpc_state_init(&s, QRPC_CHANNEL_CALL, QRPC_SIDE_SERVER);
+	CHECK_INT(qrpc_msg_encode(&h, wire, sizeof(wire), &len), 0);
+	CHECK_INT(qrpc_state_parse(&s, wire, len - 1, &out, &used), -EAGAIN);
+	CHECK_INT(out.type, 0xdead);
+	CHECK_INT(used, 12345);
+	CHECK_INT(qrpc_state_parse(&s, wire, len, &out, &used), 0);
+	CHECK_INT(out.type, QRPC_MSG_HELLO);
+	CHECK_INT(used, len);
+	/* a second HELLO is out of state: refused, outputs kept */
+	out.type = 0xdead;
+	used = 12345;
+	CHECK_INT(qrpc_state_parse(&s, wire, len, &out, &used), -EPROTO);
+	CHECK_INT(out.type, 0xdead);
+	CHECK_INT(used, 12345);
+}
+
 int main(void)
 {
 	test_roundtrips();
@@ -700,5 +725,6 @@ int main(void)
 	test_versions();
 	test_state_eof_range();
 	test_names_shared();
+	test_state_parse();
 	return check_exit_code("test-codec");
 }
