@@ -19,7 +19,7 @@ cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$T"
+  if [ "${KEEP_DEMO_DIR:-0}" = 1 ]; then echo "demo dir kept: $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 
@@ -74,7 +74,9 @@ call() { # call SOURCE TARGET SERVICE (stdin from the caller)
   show "[$src] qube-call $*"
   "$call" --transport "unix:$T/qubes/$src" "$@" 2>&1 | sed 's/^/    /' || rc=${PIPESTATUS[0]}
   echo "    (exit $rc)"
+  [ "$rc" != 125 ] || rpc_failures=$((rpc_failures + 1))
 }
+rpc_failures=0
 echo "hello from work" | call work personal demo.Echo
 echo "redirected by policy" | call work @default demo.Echo
 head -c 10485760 /dev/urandom > "$T/10MiB"
@@ -101,7 +103,7 @@ else
   truncate -s 16M "$T/private.img"
   mkfs.ext4 -q -F -d "$T/disk" "$T/private.img"
   chmod 0755 "$T"   # the broker's sandbox runs as nobody
-  "$build/vmm/qube-vsockd" --socket "$T/vhost-user.sock" --guest-cid 3 \
+  "$build/vmm/qube-vsockd" --verbose --socket "$T/vhost-user.sock" --guest-cid 3 \
     --uds-path "$T/qubes/guest/vsock" > "$T/vsockd.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 200); do [ -S "$T/vhost-user.sock" ] && break; sleep 0.05; done
@@ -114,7 +116,8 @@ else
     --vhost-user-vsock "$T/vhost-user.sock" --append "$append" &
   qpid=$!
   pids+=($qpid)
-  "$lib/wait-for-marker.sh" "$T/serial.log" "guest-call-exit=" 300 "$qpid" >/dev/null
+  # (the console arrives byte by byte: wait for the line after the one shown)
+  "$lib/wait-for-marker.sh" "$T/serial.log" "qube-init: run[1] exit" 300 "$qpid" >/dev/null
   echo "    guest up and its first call done after $(( $(date +%s) - start )) s; its console says:"
   grep -E '^(qube-init: (starting|modules|mounted|agent started|ready)|guest-call-exit=|[0-9a-f]{64})' \
     "$T/serial.log" | sed 's/^/      /'
@@ -123,9 +126,18 @@ else
   call work guest demo.Uname </dev/null
   call untrusted guest demo.Uname </dev/null
   call work guest demo.Poweroff </dev/null
-  "$lib/wait-for-marker.sh" "$T/serial.log" "qube-init: poweroff" 120 "$qpid" >/dev/null || true
-  wait "$qpid" 2>/dev/null || true
-  echo "    guest powered off; QEMU exited"
+  if [ "$rpc_failures" -gt 0 ]; then
+    echo "    RPC failures (exit 125): the last lines of qube-vsockd's log, for diagnosis:"
+    tail -n 20 "$T/vsockd.log" | sed 's/^/      /'
+  fi
+  if "$lib/wait-for-marker.sh" "$T/serial.log" "qube-init: poweroff" 120 "$qpid" >/dev/null; then
+    wait "$qpid" 2>/dev/null || true
+    echo "    guest powered off; QEMU exited"
+  else
+    echo "    the guest did not power off: stopping QEMU"
+    kill "$qpid" 2>/dev/null || true
+    wait "$qpid" 2>/dev/null || true
+  fi
 fi
 
 step "   What the broker logged (one line per call)"
