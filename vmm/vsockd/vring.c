@@ -323,8 +323,10 @@ void vsd_vring_notify(struct vsd_vring *vr)
 	}
 }
 
-size_t vsd_iov_copy_from(const struct iovec *iov, unsigned int n, size_t off, void *dst,
-			 size_t len)
+/* Copies LEN bytes between BUF and the iovec's bytes from offset OFF on,
+ * toward the iovec when TO_IOV; returns how many fitted. */
+static size_t iov_copy(const struct iovec *iov, unsigned int n, size_t off, uint8_t *buf,
+		       size_t len, bool to_iov)
 {
 	size_t done = 0;
 
@@ -338,33 +340,28 @@ size_t vsd_iov_copy_from(const struct iovec *iov, unsigned int n, size_t off, vo
 		size_t take = l - off;
 		if (take > len - done)
 			take = len - done;
-		memcpy((uint8_t *)dst + done, (const uint8_t *)iov[i].iov_base + off, take);
+		uint8_t *in_iov = (uint8_t *)iov[i].iov_base + off;
+		if (to_iov)
+			memcpy(in_iov, buf + done, take);
+		else
+			memcpy(buf + done, in_iov, take);
 		done += take;
 		off = 0;
 	}
 	return done;
 }
 
+size_t vsd_iov_copy_from(const struct iovec *iov, unsigned int n, size_t off, void *dst,
+			 size_t len)
+{
+	return iov_copy(iov, n, off, dst, len, false);
+}
+
 size_t vsd_iov_copy_to(const struct iovec *iov, unsigned int n, size_t off, const void *src,
 		       size_t len)
 {
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		size_t take = l - off;
-		if (take > len - done)
-			take = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, take);
-		done += take;
-		off = 0;
-	}
-	return done;
+	/* iov_copy only reads BUF when copying toward the iovec */
+	return iov_copy(iov, n, off, (uint8_t *)(uintptr_t)src, len, true);
 }
 
 unsigned int vsd_iov_slice(const struct iovec *iov, unsigned int n, size_t off, size_t len,
