@@ -70,19 +70,37 @@ static int spawn(long n, char **argv)
 	return 0;
 }
 
-static uint8_t pattern_byte(uint64_t off)
+/* The stream is a fixed pseudo-random block repeated; its period (a
+ * prime) is no multiple of any buffer or message size, so a lost, doubled
+ * or reordered chunk shows.  The block is written twice in a row so that
+ * any CHUNK bytes from any offset are one contiguous slice: writing and
+ * checking cost a write() and a memcmp(), so the driver takes little CPU
+ * from what it measures. */
+#define PERIOD 1048573u
+#define CHUNK  (1u << 16)
+static uint8_t pattern[PERIOD + CHUNK];
+
+static void pattern_init(void)
 {
-	return (uint8_t)((off * 2654435761u) >> 13);
+	uint32_t x = 2463534242u;
+	for (size_t i = 0; i < PERIOD; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		pattern[i] = (uint8_t)x;
+	}
+	memcpy(pattern + PERIOD, pattern, CHUNK);
 }
 
 static int roundtrip(uint64_t total, char **argv)
 {
-	static uint8_t wbuf[1 << 16], rbuf[1 << 16];
+	static uint8_t rbuf[CHUNK];
 	int in[2], out[2], status;
 	uint64_t sent = 0, got = 0;
 	double t0;
 	pid_t pid;
 
+	pattern_init();
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out) < 0)
 		return 2;
@@ -111,12 +129,10 @@ static int roundtrip(uint64_t total, char **argv)
 			return 1;
 		}
 		if (p[1].revents) {
-			size_t k = sizeof(wbuf);
+			size_t k = CHUNK;
 			if (k > total - sent)
 				k = (size_t)(total - sent);
-			for (size_t i = 0; i < k; i++)
-				wbuf[i] = pattern_byte(sent + i);
-			ssize_t n = write(in[0], wbuf, k);
+			ssize_t n = write(in[0], pattern + sent % PERIOD, k);
 			if (n > 0) {
 				sent += (uint64_t)n;
 				if (sent == total)
@@ -133,12 +149,14 @@ static int roundtrip(uint64_t total, char **argv)
 					(unsigned long long)got, (unsigned long long)total);
 				return 1;
 			}
-			for (ssize_t i = 0; i < n; i++)
-				if (rbuf[i] != pattern_byte(got + (uint64_t)i)) {
-					fprintf(stderr, "rpc-bench-helper: wrong byte at %llu\n",
-						(unsigned long long)(got + (uint64_t)i));
-					return 1;
-				}
+			if (memcmp(rbuf, pattern + got % PERIOD, (size_t)n) != 0) {
+				ssize_t i = 0;
+				while (rbuf[i] == pattern[(got + (uint64_t)i) % PERIOD])
+					i++;
+				fprintf(stderr, "rpc-bench-helper: wrong byte at %llu\n",
+					(unsigned long long)(got + (uint64_t)i));
+				return 1;
+			}
 			got += (uint64_t)n;
 		}
 	}

@@ -31,6 +31,10 @@
 extern char **environ;
 
 #define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
+/* Each direction buffers up to this many whole messages: fewer, larger
+ * reads and writes, and buffers are moved down (compacted) only when the
+ * tail cannot take a whole message. */
+#define BUF_MSGS 4
 #define DEFAULT_REQUEST_TIMEOUT_S 60
 #define LINGER_MS 10000
 /* When the broker is gone: how long a service gets to exit on EOF/EPIPE
@@ -66,16 +70,19 @@ static void logf_(const char *fmt, ...)
 struct conn {
 	int sock;
 	struct qrpc_state state;
-	/* received, not yet processed; at most one whole message is buffered
-	 * because the socket is read only when the service has taken all
-	 * earlier stdin */
-	uint8_t rbuf[MSG_MAX];
-	size_t rlen;
-	/* stdin data waiting for the service */
-	uint8_t ibuf[QRPC_MAX_DATA];
+	/* received, not yet processed: bytes [rstart, rlen).  The socket is
+	 * read only when the service has taken all earlier stdin, and then
+	 * as much as fits (several messages per read when the broker is
+	 * ahead). */
+	uint8_t rbuf[BUF_MSGS * MSG_MAX];
+	size_t rstart, rlen;
+	/* stdin data waiting for the service: the payload of the last STDIN
+	 * message, still in rbuf (which is not compacted while it waits) */
+	const uint8_t *idata;
 	size_t ilen, ioff;
-	/* encoded messages waiting for the socket: room for two */
-	uint8_t wbuf[2 * MSG_MAX];
+	/* encoded messages waiting for the socket; service output is read
+	 * straight into its message's slot here */
+	uint8_t wbuf[BUF_MSGS * MSG_MAX];
 	size_t wlen, woff;
 	bool sock_rd_eof;  /* peer sent nothing more (closed or half-closed) */
 	bool sock_broken;  /* writing failed: peer gone */
@@ -340,7 +347,8 @@ static int process_input(struct conn *c)
 	while (c->ioff == c->ilen) {
 		struct qrpc_msg untrusted_msg;
 		size_t used;
-		int r = qrpc_state_parse(&c->state, c->rbuf, c->rlen, &untrusted_msg, &used);
+		int r = qrpc_state_parse(&c->state, c->rbuf + c->rstart, c->rlen - c->rstart,
+					 &untrusted_msg, &used);
 		if (r == -EAGAIN)
 			return 0;
 		if (r < 0)
@@ -348,7 +356,7 @@ static int process_input(struct conn *c)
 		if (untrusted_msg.type == QRPC_MSG_STDIN) {
 			/* opaque bytes for the service; dropped once it closed stdin */
 			if (c->in_fd >= 0) {
-				memcpy(c->ibuf, untrusted_msg.u.data.data, untrusted_msg.u.data.len);
+				c->idata = untrusted_msg.u.data.data;
 				c->ilen = untrusted_msg.u.data.len;
 				c->ioff = 0;
 			}
@@ -357,10 +365,21 @@ static int process_input(struct conn *c)
 		} else {
 			return -EPROTO;
 		}
-		memmove(c->rbuf, c->rbuf + used, c->rlen - used);
-		c->rlen -= used;
+		c->rstart += used;
 	}
 	return 0;
+}
+
+/* Room at rbuf's tail for the next read; only between stdin chunks. */
+static void compact_rbuf(struct conn *c)
+{
+	if (c->rstart == c->rlen) {
+		c->rstart = c->rlen = 0;
+	} else if (sizeof(c->rbuf) - c->rlen < MSG_MAX) {
+		memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+		c->rlen -= c->rstart;
+		c->rstart = 0;
+	}
 }
 
 static void reap(struct conn *c, bool block)
@@ -472,8 +491,11 @@ static int relay(struct conn *c)
 		struct pollfd pfd[5];
 		int n = 0, i_sock = -1, i_in = -1, i_out = -1, i_err = -1, i_pid = -1;
 		short sev = 0;
-		if (!c->sock_rd_eof && c->ioff == c->ilen && c->rlen < sizeof(c->rbuf))
-			sev |= POLLIN;
+		if (!c->sock_rd_eof && c->ioff == c->ilen) {
+			compact_rbuf(c);
+			if (c->rlen < sizeof(c->rbuf))
+				sev |= POLLIN;
+		}
 		if (c->woff < c->wlen)
 			sev |= POLLOUT;
 		/* Always polled, with no events if need be, so that the broker
@@ -534,7 +556,7 @@ static int relay(struct conn *c)
 				c->sock_rd_eof = c->sock_broken = true;
 		}
 		if (i_in >= 0 && pfd[i_in].revents) {
-			ssize_t w = write(c->in_fd, c->ibuf + c->ioff, c->ilen - c->ioff);
+			ssize_t w = write(c->in_fd, c->idata + c->ioff, c->ilen - c->ioff);
 			if (w > 0) {
 				c->ioff += (size_t)w;
 			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
@@ -641,8 +663,7 @@ static int read_request(struct conn *c, struct qagent_request *req)
 	}
 	if (r < 0)
 		return r;
-	memmove(c->rbuf, c->rbuf + used, c->rlen - used);
-	c->rlen -= used;
+	c->rstart = used;
 	return 0;
 }
 

@@ -468,7 +468,10 @@ static bool conn_flush(struct sandbox *sb, struct sb_conn *c)
 		bk_buf_consume(&c->out, (size_t)n);
 		progress = true;
 	}
-	if (bk_buf_len(&c->out) == 0)
+	/* A streaming call keeps its buffers (freeing an emptied one and
+	 * growing it again for the next message cost more than the copying);
+	 * they go when the call ends (conn_close). */
+	if (bk_buf_len(&c->out) == 0 && c->call->phase != SP_RUNNING)
 		bk_buf_shrink(&c->out);
 	return progress;
 }

@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
+/* Each direction buffers up to this many whole messages (see qube-agent) */
+#define BUF_MSGS 4
 #define EXIT_USAGE 2
 #define EXIT_OUTPUT_GONE 141 /* 128 + SIGPIPE, as a shell reports a writer killed by it */
 
@@ -56,12 +58,16 @@ static int fail(int code, const char *fmt, ...)
 struct call {
 	int sock;
 	struct qrpc_state state;
-	uint8_t rbuf[MSG_MAX];
-	size_t rlen;
-	uint8_t wbuf[2 * MSG_MAX];
+	/* received, not yet processed: bytes [rstart, rlen) */
+	uint8_t rbuf[BUF_MSGS * MSG_MAX];
+	size_t rstart, rlen;
+	/* encoded messages for the broker; local input is read straight
+	 * into its message's slot */
+	uint8_t wbuf[BUF_MSGS * MSG_MAX];
 	size_t wlen, woff;
-	/* remote stdout waiting for the local reader */
-	uint8_t obuf[QRPC_MAX_DATA];
+	/* remote stdout waiting for the local reader: the payload of the last
+	 * STDOUT message, still in rbuf (not compacted while it waits) */
+	const uint8_t *odata;
 	size_t olen, ooff;
 	int in_fd;  /* local data toward the service (stdin or program's stdout) */
 	int out_fd; /* service stdout goes here (stdout or program's stdin) */
@@ -71,12 +77,10 @@ struct call {
 	int exit_code;
 };
 
-static int queue_msg(struct call *c, const struct qrpc_msg *m)
+/* Makes room for one whole message at wbuf + wlen when the buffer has it
+ * at all. */
+static void compact_wbuf(struct call *c)
 {
-	size_t len;
-	int r = qrpc_state_on_send(&c->state, m);
-	if (r < 0)
-		return r;
 	if (c->woff == c->wlen)
 		c->woff = c->wlen = 0;
 	if (sizeof(c->wbuf) - c->wlen < MSG_MAX && c->woff > 0) {
@@ -84,6 +88,17 @@ static int queue_msg(struct call *c, const struct qrpc_msg *m)
 		c->wlen -= c->woff;
 		c->woff = 0;
 	}
+}
+
+static int queue_msg(struct call *c, const struct qrpc_msg *m)
+{
+	size_t len;
+	int r = qrpc_state_on_send(&c->state, m);
+	if (r < 0)
+		return r;
+	/* a data message read straight into its slot must not be moved */
+	if (!(m->type == QRPC_MSG_STDIN && m->u.data.data == c->wbuf + c->wlen + QRPC_HEADER_SIZE))
+		compact_wbuf(c);
 	r = qrpc_msg_encode(m, c->wbuf + c->wlen, sizeof(c->wbuf) - c->wlen, &len);
 	if (r < 0)
 		return r;
@@ -109,6 +124,18 @@ static void close_out(struct call *c)
 	c->olen = c->ooff = 0;
 }
 
+/* Room at rbuf's tail for the next read; only when no output waits. */
+static void compact_rbuf(struct call *c)
+{
+	if (c->rstart == c->rlen) {
+		c->rstart = c->rlen = 0;
+	} else if (sizeof(c->rbuf) - c->rlen < MSG_MAX) {
+		memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+		c->rlen -= c->rstart;
+		c->rstart = 0;
+	}
+}
+
 /* Handles complete messages in rbuf while the local reader keeps up.
  * Returns 0, or a negative errno on a protocol error. */
 static int process_input(struct call *c)
@@ -116,7 +143,8 @@ static int process_input(struct call *c)
 	while (c->ooff == c->olen && !c->got_exit) {
 		struct qrpc_msg untrusted_msg;
 		size_t used;
-		int r = qrpc_state_parse(&c->state, c->rbuf, c->rlen, &untrusted_msg, &used);
+		int r = qrpc_state_parse(&c->state, c->rbuf + c->rstart, c->rlen - c->rstart,
+					 &untrusted_msg, &used);
 		if (r == -EAGAIN)
 			return 0;
 		if (r < 0)
@@ -124,7 +152,7 @@ static int process_input(struct call *c)
 		switch (untrusted_msg.type) {
 		case QRPC_MSG_STDOUT:
 			if (c->out_fd >= 0) {
-				memcpy(c->obuf, untrusted_msg.u.data.data, untrusted_msg.u.data.len);
+				c->odata = untrusted_msg.u.data.data;
 				c->olen = untrusted_msg.u.data.len;
 				c->ooff = 0;
 			}
@@ -144,8 +172,7 @@ static int process_input(struct call *c)
 		default:
 			return -EPROTO;
 		}
-		memmove(c->rbuf, c->rbuf + used, c->rlen - used);
-		c->rlen -= used;
+		c->rstart += used;
 	}
 	return 0;
 }
@@ -178,7 +205,7 @@ static int relay(struct call *c)
 		if (c->got_exit) {
 			/* flush what the local reader has not taken yet, then done */
 			if (c->ooff < c->olen && c->out_fd >= 0)
-				(void)qrpc_write_full(c->out_fd, c->obuf + c->ooff, c->olen - c->ooff);
+				(void)qrpc_write_full(c->out_fd, c->odata + c->ooff, c->olen - c->ooff);
 			close_out(c);
 			return c->exit_code;
 		}
@@ -190,8 +217,11 @@ static int relay(struct call *c)
 		struct pollfd pfd[3];
 		int n = 0, i_sock = -1, i_in = -1, i_out = -1;
 		short sev = 0;
-		if (c->ooff == c->olen && c->rlen < sizeof(c->rbuf))
-			sev |= POLLIN;
+		if (c->ooff == c->olen) {
+			compact_rbuf(c);
+			if (c->rlen < sizeof(c->rbuf))
+				sev |= POLLIN;
+		}
 		if (c->woff < c->wlen)
 			sev |= POLLOUT;
 		/* The socket only when there is something to do on it: polled
@@ -241,8 +271,10 @@ static int relay(struct call *c)
 				sock_eof = true;
 		}
 		if (i_in >= 0 && pfd[i_in].revents) {
-			uint8_t data[QRPC_MAX_DATA];
-			ssize_t got = read(c->in_fd, data, sizeof(data));
+			/* straight into the slot the message will occupy */
+			compact_wbuf(c);
+			uint8_t *data = c->wbuf + c->wlen + QRPC_HEADER_SIZE;
+			ssize_t got = read(c->in_fd, data, QRPC_MAX_DATA);
 			if (got > 0) {
 				struct qrpc_msg m = { .type = QRPC_MSG_STDIN };
 				m.u.data.data = data;
@@ -263,7 +295,7 @@ static int relay(struct call *c)
 			}
 		}
 		if (i_out >= 0 && pfd[i_out].revents) {
-			ssize_t w = write(c->out_fd, c->obuf + c->ooff, c->olen - c->ooff);
+			ssize_t w = write(c->out_fd, c->odata + c->ooff, c->olen - c->ooff);
 			if (w > 0) {
 				c->ooff += (size_t)w;
 			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
