@@ -49,7 +49,7 @@ wait_sock() { for _ in $(seq 300); do [ -S "$1" ] && return 0; sleep 0.1; done; 
 "$tool" listen "unix:$tmp/vs_3000" drain "$n" --once >"$tmp/h-vsock-g2h.log" 2>&1 &
 pids+=($!)
 wait_sock "$tmp/vs_3000"
-"$vsockd" --socket "$tmp/vu.sock" --guest-cid 9 --uds-path "$tmp/vs" >"$tmp/vsockd.log" 2>&1 &
+"$vsockd" --socket "$tmp/vu.sock" --guest-cid 9 --uds-path "$tmp/vs" --verbose >"$tmp/vsockd.log" 2>&1 &
 dpid=$!
 pids+=($dpid)
 wait_sock "$tmp/vu.sock"
@@ -122,3 +122,7 @@ printf '%-36s %9s MB/s %8s MB/s %8s\n' "host -> guest throughput" "$h2g_vsock" "
 printf '%-36s %10s us %10s us %8s\n' "64-byte echo round trip (open)" "$pp_vsock" "$pp_serial" "$(ratio "$pp_serial" "$pp_vsock")"
 printf '%-36s %10s us %13s\n' "connect + 64-byte echo + close" "$rtt_vsock" "-"
 echo "qube-vsockd CPU time for the whole run ($((2 * mib)) MiB + echoes): ${cpu} s"
+# qube-vsockd's counters (logged when it exits): buffers per interrupt
+kill "$qpid" 2>/dev/null || true
+for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+sed -n 's/^qube-vsockd: queue \([01]\):/queue \1 (0 rx, 1 tx):/p' "$tmp/vsockd.log"

@@ -450,6 +450,7 @@ static int run(struct daemon *d)
 				struct kick_watch *k = (struct kick_watch *)(void *)w;
 
 				drain_eventfd(w->fd);
+				d->dev.vq[k->idx].n_kicks++;
 				if (k->idx == VSD_VQ_TX)
 					d->tx_more = true;
 				break;
@@ -664,6 +665,12 @@ int main(int argc, char **argv)
 		     " credit violations, %" PRIu64 " connect timeouts",
 		     st->conns_opened, st->rst_sent, st->rst_dropped, st->bad_chains,
 		     st->bad_packets, st->credit_violations, st->connect_timeouts);
+		for (unsigned int i = 0; i < VSD_NUM_VQ; i++) {
+			const struct vsd_vring *vr = &d.dev.vq[i];
+
+			vlog(&d, "queue %u: %" PRIu64 " buffers used, %" PRIu64 " interrupts, %" PRIu64
+			     " kicks", i, vr->n_used, vr->n_calls, vr->n_kicks);
+		}
 	}
 
 out_close_vu:

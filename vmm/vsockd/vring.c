@@ -289,6 +289,7 @@ void vsd_vring_push(struct vsd_vring *vr, uint16_t head, uint32_t len)
 	vr->used_idx++;
 	ring_store16(vr->used + 2, vr->used_idx);
 	vr->pushed++;
+	vr->n_used++;
 }
 
 bool vsd_vring_set_notify(struct vsd_vring *vr, bool enable)
@@ -317,6 +318,7 @@ void vsd_vring_notify(struct vsd_vring *vr)
 	flags = ring_load16(vr->avail);
 	if (flags & VSD_VRING_AVAIL_F_NO_INTERRUPT)
 		return;
+	vr->n_calls++;
 	if (write(vr->call_fd, &one, sizeof(one)) < 0) {
 		/* EAGAIN means the counter is already non-zero: the guest
 		 * will be interrupted anyway.  Nothing else to do. */

@@ -185,6 +185,10 @@ struct vsd_vring {
 	int err_fd;
 	unsigned int kick_gen; /* bumped on every kick fd change */
 	unsigned int pushed;   /* used entries since last notify */
+	/* counters, logged at exit (how well notifications are batched) */
+	uint64_t n_used;       /* chains returned to the guest */
+	uint64_t n_calls;      /* interrupts requested (call fd written) */
+	uint64_t n_kicks;      /* kicks received */
 };
 
 struct vsd_chain {
