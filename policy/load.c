@@ -131,6 +131,21 @@ static const char *intern_file(struct qpol_policy *p, const char *name)
 	return copy;
 }
 
+/* Remembers that the policy depends on PATH (see qpol_policy_dep()). */
+static int add_dep(struct qpol_policy *p, const char *path, enum qpol_dep_kind kind)
+{
+	for (size_t i = 0; i < p->n_deps; i++)
+		if (p->deps[i].kind == kind && strcmp(p->deps[i].path, path) == 0)
+			return 0;
+	if (grow((void **)&p->deps, &p->cap_deps, p->n_deps + 1, sizeof(*p->deps)) < 0)
+		return -ENOMEM;
+	char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	p->deps[p->n_deps++] = (struct qpol_dep_entry){ .path = copy, .kind = kind };
+	return 0;
+}
+
 /* Records FILE:LINE: message.  Control characters in the message (from
  * policy text) are shown as '?' so a diagnostic is always one clean line. */
 __attribute__((format(printf, 4, 5)))
@@ -479,6 +494,11 @@ static int handle_include(struct loader *ld, const char *file, unsigned line, co
 	path = resolve_include(ld, rel);
 	if (!path)
 		return -ENOMEM;
+	/* a target that is missing now may appear: a dependency all the same */
+	if (add_dep(ld->p, path, is_dir ? QPOL_DEP_DIR : QPOL_DEP_FILE) < 0) {
+		free(path);
+		return -ENOMEM;
+	}
 	if (stat(path, &st) < 0 || (is_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
 		r = diag(ld, file, line, "%s: %s", is_dir ? "not a directory" : "not a file", path);
 		if (r == 0)
@@ -733,7 +753,13 @@ static int load_file(struct loader *ld, const char *path, const struct svc_ctx *
 			 QPOL_MAX_DEPTH);
 		return r < 0 ? r : -EINVAL;
 	}
+	if (add_dep(ld->p, path, QPOL_DEP_FILE) < 0)
+		return -ENOMEM;
 	canon = realpath(path, NULL);
+	if (canon && strcmp(canon, path) != 0 && add_dep(ld->p, canon, QPOL_DEP_FILE) < 0) {
+		free(canon);
+		return -ENOMEM;
+	}
 	if (!canon) {
 		if (errno == ENOMEM)
 			return -ENOMEM;
@@ -816,6 +842,8 @@ static int load_dir(struct loader *ld, const char *dir, const char *from_file, u
 	DIR *d;
 	int r = 0;
 
+	if (add_dep(ld->p, dir, QPOL_DEP_DIR) < 0)
+		return -ENOMEM;
 	d = opendir(dir);
 	if (!d) {
 		r = -errno;
@@ -969,6 +997,9 @@ void qpol_policy_free(struct qpol_policy *policy)
 	for (size_t i = 0; i < policy->n_files; i++)
 		free(policy->files[i]);
 	free(policy->files);
+	for (size_t i = 0; i < policy->n_deps; i++)
+		free(policy->deps[i].path);
+	free(policy->deps);
 	free(policy->wild);
 	for (size_t i = 0; i < policy->n_buckets; i++) {
 		free(policy->buckets[i].service);
@@ -1003,4 +1034,19 @@ size_t qpol_policy_n_rules(const struct qpol_policy *policy)
 size_t qpol_policy_n_files(const struct qpol_policy *policy)
 {
 	return policy ? policy->n_loaded : 0;
+}
+
+size_t qpol_policy_n_deps(const struct qpol_policy *policy)
+{
+	return policy ? policy->n_deps : 0;
+}
+
+const char *qpol_policy_dep(const struct qpol_policy *policy, size_t i,
+			    enum qpol_dep_kind *ret_kind)
+{
+	if (!policy || i >= policy->n_deps)
+		return NULL;
+	if (ret_kind)
+		*ret_kind = policy->deps[i].kind;
+	return policy->deps[i].path;
 }

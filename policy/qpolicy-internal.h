@@ -82,6 +82,14 @@ struct qpol_policy {
 	size_t n_files, cap_files;
 	size_t n_loaded; /* files read successfully (includes counted) */
 
+	/* Every file and directory the load read or tried to read (see
+	 * qpol_policy_dep()), each once. */
+	struct qpol_dep_entry {
+		char *path;
+		enum qpol_dep_kind kind;
+	} *deps;
+	size_t n_deps, cap_deps;
+
 	/* Service index, built once loading is complete. */
 	size_t *wild; /* rules with service "*" */
 	size_t n_wild;

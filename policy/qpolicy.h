@@ -68,6 +68,23 @@ size_t qpol_policy_n_rules(const struct qpol_policy *policy);
 /* Number of policy files read (top directory and every include). */
 size_t qpol_policy_n_files(const struct qpol_policy *policy);
 
+/*
+ * What the policy depends on, for a daemon that reloads on change: every
+ * file it read or tried to read (a missing !include target too) and every
+ * directory it listed or tried to list (the top directory and each
+ * !include-dir), each once, in the order first met.  A file reached
+ * through a symbolic link is given both as named and as resolved.  Paths
+ * are as the loader used them (relative ones relative to the working
+ * directory).  Returns NULL when I is out of range.
+ */
+enum qpol_dep_kind {
+	QPOL_DEP_FILE, /* a change to this file matters */
+	QPOL_DEP_DIR,  /* a *.policy file appearing, changing or going here matters */
+};
+size_t qpol_policy_n_deps(const struct qpol_policy *policy);
+const char *qpol_policy_dep(const struct qpol_policy *policy, size_t i,
+			    enum qpol_dep_kind *ret_kind);
+
 /* ---- System information ------------------------------------------------ */
 
 struct qpol_system; /* opaque */

@@ -125,6 +125,14 @@ struct mon_vsock_entry {
 	char name[QRPC_MAX_QUBE + 1];
 };
 
+/* One thing in a watched directory whose change means a reload: a file
+ * NAME, or with NAME empty any *.policy file (an !include-dir). */
+struct mon_dep_watch {
+	int wd;
+	char dir[PATH_MAX];
+	char name[NAME_MAX + 1];
+};
+
 struct monitor {
 	const struct bk_config *cfg;
 	int epfd;
@@ -133,6 +141,9 @@ struct monitor {
 	struct mon_watch ipc_w, ino_w, sig_w, ask_w;
 	int ino_fd, sig_fd, ask_fd;
 	int wd_policy, wd_sysinfo, wd_qubes;
+	/* directories of what the policy includes (deps_sync) */
+	struct mon_dep_watch *dep_watches;
+	size_t n_dep_watches;
 	char sysinfo_name[NAME_MAX + 1];
 	struct bk_ipc_queue ipc_out;
 	bool ipc_out_armed;
@@ -1274,14 +1285,124 @@ static void on_ipc_event(struct monitor *m, uint32_t events)
 
 /* ---- inotify, signals, timers ------------------------------------------------------------ */
 
+#define POLICY_WATCH_MASK                                                                  \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB | \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_MODIFY)
+
 static void watches_add(struct monitor *m)
 {
-	m->wd_policy = inotify_add_watch(m->ino_fd, m->cfg->policy_dir,
-					 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-						 IN_DELETE | IN_ATTRIB | IN_DELETE_SELF |
-						 IN_MOVE_SELF | IN_MODIFY);
+	m->wd_policy = inotify_add_watch(m->ino_fd, m->cfg->policy_dir, POLICY_WATCH_MASK);
 	if (m->wd_policy < 0)
 		bk_log("inotify on %s: %s", m->cfg->policy_dir, strerror(errno));
+}
+
+static bool wd_is_fixed(const struct monitor *m, int wd)
+{
+	return wd == m->wd_policy || wd == m->wd_sysinfo || wd == m->wd_qubes;
+}
+
+static bool set_name(struct mon_dep_watch *w, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n >= sizeof(w->name))
+		return false;
+	memcpy(w->name, name, n + 1);
+	return true;
+}
+
+/* After a load: watch the directory of every file the policy read or
+ * tried to read, and every directory it listed, beyond the policy
+ * directory itself (Qubes keeps includes in policy.d/include/, which a
+ * watch on policy.d does not cover; !include may name any path).  A
+ * directory that does not exist cannot be watched: then its parent is,
+ * so that creating it is seen, and so on up. */
+static void deps_sync(struct monitor *m)
+{
+	struct mon_dep_watch *next = NULL;
+	size_t n_next = 0;
+	size_t n = qpol_policy_n_deps(m->policy);
+
+	for (size_t i = 0; i < n; i++) {
+		enum qpol_dep_kind kind;
+		const char *path = qpol_policy_dep(m->policy, i, &kind);
+		struct mon_dep_watch w = { .wd = -1 };
+		char copy[PATH_MAX];
+
+		if (!path || strlen(path) >= sizeof(copy))
+			continue;
+		if (kind == QPOL_DEP_DIR && strcmp(path, m->cfg->policy_dir) == 0)
+			continue; /* wd_policy */
+		snprintf(copy, sizeof(copy), "%s", path);
+		if (kind == QPOL_DEP_FILE) {
+			char *slash = strrchr(copy, '/');
+
+			if (!set_name(&w, slash ? slash + 1 : copy))
+				continue;
+			if (slash == copy)
+				copy[1] = '\0';
+			else if (slash)
+				*slash = '\0';
+			else
+				snprintf(copy, sizeof(copy), ".");
+		}
+		/* the nearest directory that exists; below it, the name of the
+		 * missing component is what must appear */
+		for (;;) {
+			w.wd = inotify_add_watch(m->ino_fd, copy, POLICY_WATCH_MASK | IN_MASK_ADD |
+									  IN_ONLYDIR);
+			if (w.wd >= 0 || (errno != ENOENT && errno != ENOTDIR))
+				break;
+			char *slash = strrchr(copy, '/');
+			if (!slash || slash == copy || !set_name(&w, slash + 1))
+				break;
+			*slash = '\0';
+		}
+		if (w.wd < 0) {
+			bk_log("inotify on %s (for %s): %s; send SIGHUP after changing it", copy, path,
+			       strerror(errno));
+			continue;
+		}
+		snprintf(w.dir, sizeof(w.dir), "%s", copy);
+		struct mon_dep_watch *grown = realloc(next, (n_next + 1) * sizeof(*next));
+		if (!grown)
+			break;
+		next = grown;
+		next[n_next++] = w;
+	}
+	/* drop the watches nobody needs any more (never the fixed ones) */
+	for (size_t i = 0; i < m->n_dep_watches; i++) {
+		int wd = m->dep_watches[i].wd;
+		bool kept = wd_is_fixed(m, wd);
+
+		for (size_t j = 0; j < n_next && !kept; j++)
+			kept = next[j].wd == wd;
+		for (size_t j = 0; j < i && !kept; j++)
+			kept = m->dep_watches[j].wd == wd; /* removed already */
+		if (!kept)
+			inotify_rm_watch(m->ino_fd, wd);
+	}
+	free(m->dep_watches);
+	m->dep_watches = next;
+	m->n_dep_watches = n_next;
+}
+
+static bool dep_event_matters(const struct monitor *m, const struct inotify_event *ev)
+{
+	size_t n = ev->len ? strlen(ev->name) : 0;
+
+	for (size_t i = 0; i < m->n_dep_watches; i++) {
+		const struct mon_dep_watch *w = &m->dep_watches[i];
+
+		if (w->wd != ev->wd)
+			continue;
+		if (n == 0)
+			return true; /* the directory itself */
+		if (w->name[0] ? strcmp(w->name, ev->name) == 0
+			       : n > 7 && strcmp(ev->name + n - 7, ".policy") == 0)
+			return true;
+	}
+	return false;
 }
 
 /* Only *.policy files are loaded from the directory: an editor's or a
@@ -1312,7 +1433,8 @@ static void on_inotify(struct monitor *m)
 		while (off + sizeof(struct inotify_event) <= (size_t)n) {
 			struct inotify_event *ev = (struct inotify_event *)(u.buf + off);
 
-			if (ev->wd == m->wd_policy && policy_event_matters(ev))
+			if ((ev->wd == m->wd_policy && policy_event_matters(ev)) ||
+			    dep_event_matters(m, ev))
 				m->reload_at = bk_now_ms() + 100;
 			else if (ev->wd == m->wd_sysinfo && ev->len > 0 &&
 				 strcmp(ev->name, m->sysinfo_name) == 0)
@@ -1372,6 +1494,7 @@ static void on_tick(struct monitor *m)
 		m->reload_at = 0;
 		watches_add(m);
 		policy_reload(m);
+		deps_sync(m);
 	}
 	for (c = m->calls; c; c = cn) {
 		cn = c->next;
@@ -1538,6 +1661,7 @@ int bk_monitor_main(const struct bk_config *cfg)
 		free(copy2);
 	}
 	policy_reload(m);
+	deps_sync(m);
 
 	if (cfg->vsock_map) {
 		r = vsock_map_load(m);
@@ -1653,6 +1777,7 @@ out:
 	free(m->vsock_map);
 	free(m->policy_error);
 	qpol_policy_free(m->policy);
+	free(m->dep_watches);
 	qpol_system_free(m->system);
 	if (m->ipc_fd >= 0)
 		close(m->ipc_fd);

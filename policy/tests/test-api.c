@@ -6,14 +6,17 @@
  * missing request fields, and the service index against a linear scan.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -552,6 +555,87 @@ static void test_load_limits(void **state)
 	rmdir(dir);
 }
 
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static bool has_dep(const struct qpol_policy *p, const char *path, enum qpol_dep_kind kind)
+{
+	size_t hits = 0;
+	for (size_t i = 0; i < qpol_policy_n_deps(p); i++) {
+		enum qpol_dep_kind k;
+		const char *d = qpol_policy_dep(p, i, &k);
+		assert_non_null(d);
+		if (k == kind && strcmp(d, path) == 0)
+			hits++;
+	}
+	assert_true(hits <= 1); /* each once */
+	return hits == 1;
+}
+
+/* The dependency list names every file and directory a load read or tried
+ * to read, so that a daemon can watch them: the top directory, files in
+ * it, an !include in a subdirectory, an !include-dir and its file, a
+ * missing !include target, and both names of a file behind a symlink. */
+static void test_deps(void **state)
+{
+	char dir[] = "/tmp/qpol-deps.XXXXXX", sub[128], path[256], other[256], real[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/include", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(other, sizeof(other), "%s/more", dir);
+	assert_int_equal(mkdir(other, 0755), 0);
+	put(dir, "10-a.policy",
+	    "!include include/local\n!include-dir more\n!include include/missing\n"
+	    "!include include/link\n");
+	put(sub, "local", "a.B * @anyvm @anyvm deny\n");
+	put(sub, "target", "c.D * @anyvm @anyvm deny\n");
+	put(other, "20-x.policy", "e.F * @anyvm @anyvm deny\n");
+	snprintf(path, sizeof(path), "%s/link", sub);
+	assert_int_equal(symlink("target", path), 0);
+
+	struct qpol_policy *p = NULL;
+	assert_int_equal(qpol_policy_load_dir(dir, &p), 0);
+	assert_false(qpol_policy_is_valid(p)); /* include/missing */
+	assert_true(has_dep(p, dir, QPOL_DEP_DIR));
+	snprintf(path, sizeof(path), "%s/10-a.policy", dir);
+	assert_true(has_dep(p, path, QPOL_DEP_FILE));
+	snprintf(path, sizeof(path), "%s/include/local", dir);
+	assert_true(has_dep(p, path, QPOL_DEP_FILE));
+	snprintf(path, sizeof(path), "%s/more", dir);
+	assert_true(has_dep(p, path, QPOL_DEP_DIR));
+	snprintf(path, sizeof(path), "%s/more/20-x.policy", dir);
+	assert_true(has_dep(p, path, QPOL_DEP_FILE));
+	snprintf(path, sizeof(path), "%s/include/missing", dir);
+	assert_true(has_dep(p, path, QPOL_DEP_FILE));
+	snprintf(path, sizeof(path), "%s/include/link", dir);
+	assert_true(has_dep(p, path, QPOL_DEP_FILE));
+	/* the resolved name of the link (realpath: /tmp may itself be a link) */
+	snprintf(path, sizeof(path), "%s/include/target", dir);
+	assert_non_null(realpath(path, real));
+	assert_true(has_dep(p, real, QPOL_DEP_FILE));
+	assert_null(qpol_policy_dep(p, qpol_policy_n_deps(p), NULL));
+	assert_int_equal(qpol_policy_n_deps(NULL), 0);
+	qpol_policy_free(p);
+
+	/* a missing top directory is a dependency too (it may appear) */
+	snprintf(path, sizeof(path), "%s/include/link", dir);
+	unlink(path);
+	const char *names[] = { "include/local", "include/target", "include", "more/20-x.policy",
+				"more", "10-a.policy" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		assert_int_equal(remove(path), 0);
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* An empty policy directory is a valid policy that denies everything (and
  * loading it sorts no file names: qsort must not see a NULL array). */
 static void test_empty_dir(void **state)
@@ -582,6 +666,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_dir),
+		cmocka_unit_test(test_deps),
 		cmocka_unit_test(test_decision_fields),
 		cmocka_unit_test(test_request_edge_cases),
 		cmocka_unit_test(test_invalid_policy_denies_with_reason),

@@ -80,7 +80,38 @@ check "  logged with the file name" grep -q "INVALID, denying every call: $T/sys
 change write_system_info work personal
 check "system info fixed: allowed" test "$(try)" = 0
 
-# SIGHUP reloads too (for includes outside the watched directory)
+# includes: files and directories the policy pulls in are watched too,
+# wherever they are (Qubes keeps them in policy.d/include/, which a watch
+# on policy.d alone does not see)
+mkdir -p "$T/policy/include" "$T/elsewhere/more"
+echo 'test.Echo * work personal allow' > "$T/policy/include/echo"
+change put 05-inc.policy '!include include/echo'
+check "include in a subdirectory: allowed" test "$(try)" = 0
+change sh -c "echo 'test.Echo * work personal deny' > '$T/policy/include/echo'"
+check "the included file in policy.d/include/ changed: refused" test "$(try)" = 126
+change sh -c "echo 'test.Echo * work personal allow' > '$T/policy/include/echo'"
+check "changed back: allowed" test "$(try)" = 0
+
+# an !include-dir outside the policy directory: a new file there counts
+change put 04-dir.policy "!include-dir $T/elsewhere/more"
+check "empty include-dir elsewhere: still allowed" test "$(try)" = 0
+change sh -c "echo 'test.Echo * work personal deny' > '$T/elsewhere/more/10-x.policy'"
+check "a new *.policy in an include-dir elsewhere: refused" test "$(try)" = 126
+change rm "$T/elsewhere/more/10-x.policy"
+check "... removed again: allowed" test "$(try)" = 0
+
+# a missing include target (in a directory that does not exist yet) makes
+# the policy invalid; creating it is noticed without SIGHUP
+change put 03-later.policy "!include $T/later/dir/rules"
+check "include of a missing file: invalid, refused" test "$(try)" = 126
+change mkdir -p "$T/later/dir"
+change sh -c "echo 'test.Echo * work personal allow' > '$T/later/dir/rules'"
+check "the missing include appeared (its directory too): allowed" test "$(try)" = 0
+rm -f "$T/policy/03-later.policy" "$T/policy/04-dir.policy" "$T/policy/05-inc.policy"
+wait_for 20 "includes removed" allowed
+sleep 0.3
+
+# SIGHUP reloads too
 change kill -HUP "$BROKER_PID"
 check "SIGHUP: reloaded, still running" kill -0 "$BROKER_PID"
 check "SIGHUP: still allowed" test "$(try)" = 0
