@@ -41,6 +41,9 @@ extern char **environ;
  * before its process group gets SIGTERM, and then before SIGKILL. */
 #define SERVICE_GRACE_MS 2000
 #define DEFAULT_MAX_CONNECTIONS 256
+/* How long a unix-socket service may leave its backlog full before the
+ * call fails (126). */
+#define SOCKET_CONNECT_TIMEOUT_MS 5000
 
 static const char *agent_name = "qube-agent";
 /* --request-timeout: HELLO and SERVICE_START must have arrived this long
@@ -317,17 +320,24 @@ static int start_socket(struct conn *c, const char *rpc_dir, const struct qagent
 	n = qagent_socket_header(req, hdr, sizeof(hdr));
 	if (n < 0)
 		return n;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	/* A unix-socket connect does not wait in the background: with the
+	 * listener's backlog full it fails with EAGAIN at once.  Retry for a
+	 * while, so that a service that stopped accepting fails this call
+	 * (126) instead of holding it forever. */
+	for (long long deadline = now_ms() + SOCKET_CONNECT_TIMEOUT_MS;;) {
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			break;
 		r = -errno;
-		goto err_close;
+		if (r == -EINTR)
+			continue;
+		if (r != -EAGAIN || now_ms() >= deadline)
+			goto err_close;
+		poll(NULL, 0, 10);
 	}
 	r = qrpc_write_full(fd, hdr, (size_t)n);
-	if (r < 0)
-		goto err_close;
-	r = set_nonblock(fd);
 	if (r < 0)
 		goto err_close;
 	c->is_socket = true;

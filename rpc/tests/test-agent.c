@@ -482,6 +482,34 @@ static void test_socket_service(void)
 	CHECK_INT(r.rc, 0);
 	CHECK_INT(r.exit_code, 126);
 	result_free(&r);
+
+	/* A service that stopped accepting, its backlog full: the call fails
+	 * with 126 after the agent's connect timeout (5 s), it does not hang. */
+	char *p = rpc_path("sock");
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	memcpy(a.sun_path, p, strlen(p) + 1);
+	free(p);
+	unlink(a.sun_path);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	int filler = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (lfd < 0 || filler < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(lfd, 0) < 0 || connect(filler, (struct sockaddr *)&a, sizeof(a)) < 0)
+		tl_die("full socket service");
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	CHECK(connect(probe, (struct sockaddr *)&a, sizeof(a)) < 0 && errno == EAGAIN);
+	close(probe);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run("sock", "", NULL, 0, SEND_EOF, &r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 126);
+	long waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CHECK(waited_ms >= 4000); /* it did retry, not give up at the first EAGAIN */
+	result_free(&r);
+	close(filler);
+	close(lfd);
+	unlink(a.sun_path);
 }
 
 /* One connection that stays open must not hold up another. */
