@@ -8,8 +8,16 @@ Listens on DIR/vsock (hybrid vsock convention, guest side), answers
 services from RPCDIR like qube-agent.  Python 3 standard library only.  It
 logs one line per accepted connection ("connection N") and per outcome to
 stderr, so that tests can tell whether it was contacted.
+
+First written from the document alone (commit 5496415).  Changed after
+reading qube-agent's code, together with the document (which now says so):
+execve failing with ENOENT answers 127 (was 126); a stat failure other than
+ENOENT/ENOTDIR/ELOOP ends the lookup as "no such service"; only a stale
+socket at DIR/vsock is replaced; a socket service's full backlog is retried
+for 5 s (that rule was added to qube-agent and the document meanwhile).
 """
 import argparse
+import errno
 import os
 import select
 import signal
@@ -31,9 +39,10 @@ VERSION_MIN = VERSION_MAX = 1
 AGENT_PORT = 512
 LINE_MAX = 32                 # CONNECT line incl. "\n"
 LINE_BYTE_TIMEOUT = 10.0      # per byte of the CONNECT line
-REQUEST_TIMEOUT = 60.0        # HELLO + SERVICE_START, from the accept
+REQUEST_TIMEOUT = 60.0        # HELLO + SERVICE_START, from the OK answer
 DRAIN_TIMEOUT = 10.0          # after EXIT, since the last byte
-OUT_LIMIT = 2 * (8 + DATA_MAX)  # outgoing buffer: at most two whole messages
+SOCKET_CONNECT_TIMEOUT = 5.0  # a socket service's backlog may stay full this long
+OUT_LIMIT = 4 * (8 + DATA_MAX)  # outgoing buffer: at most four whole messages
 MANAGER_VARS = {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
                 "WATCHDOG_PID", "WATCHDOG_USEC"}
 
@@ -120,12 +129,12 @@ class Reader:
 
 
 # ---- handshake: CONNECT line, HELLO, SERVICE_START ----
-def read_connect_line(conn, deadline):
+def read_connect_line(conn):
     line = b""
     while not line.endswith(b"\n"):
         if len(line) >= LINE_MAX:
             raise ProtocolError("CONNECT line too long")
-        conn.settimeout(max(0.001, min(LINE_BYTE_TIMEOUT, deadline - time.monotonic())))
+        conn.settimeout(LINE_BYTE_TIMEOUT)
         b = conn.recv(1)  # byte by byte: nothing after the newline is consumed
         if not b:
             raise ProtocolError("closed during CONNECT line")
@@ -151,10 +160,10 @@ def read_message(conn, reader, deadline):
         reader.buf += data
 
 
-def handshake(conn, reader, accepted_at):
-    deadline = accepted_at + REQUEST_TIMEOUT
-    read_connect_line(conn, deadline)
+def handshake(conn, reader):
+    read_connect_line(conn)
     conn.sendall(b"OK 1073741824\n")
+    deadline = time.monotonic() + REQUEST_TIMEOUT
     conn.sendall(msg(HELLO, struct.pack("<II", VERSION_MIN, VERSION_MAX)))
     mtype, payload = read_message(conn, reader, deadline)
     if mtype != HELLO:
@@ -177,15 +186,18 @@ def handshake(conn, reader, accepted_at):
 
 # ---- services ----
 def lookup(rpc_dir, service, argument):
-    """SERVICE+ARGUMENT first, then SERVICE; symlinks followed, directories
-    and names that resolve to nothing do not count."""
+    """SERVICE+ARGUMENT first, then SERVICE; symlinks followed.  Absent
+    (ENOENT, ENOTDIR, ELOOP) or a directory: next candidate; any other
+    error: no service (127) at once."""
     for entry in (f"{service}+{argument}", service):
-        path = os.path.join(rpc_dir, entry)
+        path = f"{rpc_dir}/{entry}"
         try:
             st = os.stat(path)
-        except OSError:
-            continue
-        if not os.path.isdir(path):
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                continue
+            return None, None
+        if not st_mod.S_ISDIR(st.st_mode):
             return path, st
     return None, None
 
@@ -216,8 +228,11 @@ def start_process(path, source, service, argument, requested):
         for r, w in pipes:
             os.close(r)
             os.close(w)
-        log(f"cannot start {path}: {e}")
-        return None
+        # execve failing with ENOENT (a script's interpreter is missing,
+        # the entry vanished): 127, any other failure: 126
+        code = 127 if isinstance(e, FileNotFoundError) else 126
+        log(f"cannot start {path}: {e} -> {code}")
+        return code
     os.close(pipes[0][0])
     os.close(pipes[1][1])
     os.close(pipes[2][1])
@@ -336,7 +351,18 @@ class Session:
         elif st_mod.S_ISSOCK(st.st_mode):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                s.connect(path)
+                # a full backlog (EAGAIN) is retried for 5 s, then 126
+                s.setblocking(False)
+                deadline = time.monotonic() + SOCKET_CONNECT_TIMEOUT
+                while True:
+                    try:
+                        s.connect(path)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise
+                        time.sleep(0.01)
+                s.setblocking(True)
                 s.sendall(f"{source} {service}+{argument} {requested}\n".encode())
             except OSError as e:
                 log(f"socket service {path}: {e} -> 126")
@@ -350,9 +376,9 @@ class Session:
                 self.out += msg(EOF, struct.pack("<I", 2))  # no stderr
         else:
             started = start_process(path, source, service, argument, requested)
-            if started is None:
+            if isinstance(started, int):
                 self.out += msg(EOF, struct.pack("<I", 1)) + msg(EOF, struct.pack("<I", 2))
-                self.send_exit(126)
+                self.send_exit(started)
             else:
                 self.proc, self.in_fd, self.out_fd, self.err_fd = started
                 for fd in (self.in_fd, self.out_fd, self.err_fd):
@@ -473,10 +499,10 @@ def _fileno(fd):
     return fd if isinstance(fd, int) else fd.fileno()
 
 
-def handle(conn, rpc_dir, accepted_at):
+def handle(conn, rpc_dir):
     reader = Reader()
     try:
-        names = handshake(conn, reader, accepted_at)
+        names = handshake(conn, reader)
     except (ProtocolError, OSError, struct.error) as e:
         log(f"refused: {e}")
         return
@@ -506,8 +532,11 @@ def main():
     if a.name:
         log_name = f"doc-agent[{a.name}]"
     path = os.path.join(a.transport[len("unix:"):], "vsock")
-    if os.path.exists(path):
-        os.unlink(path)
+    try:
+        if st_mod.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)  # a stale socket is replaced, anything else is an error
+    except FileNotFoundError:
+        pass
     ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         ls.bind(path)
@@ -526,7 +555,7 @@ def main():
             ls.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             try:
-                handle(conn, a.rpc_dir, time.monotonic())
+                handle(conn, a.rpc_dir)
             finally:
                 conn.close()
                 os._exit(0)

@@ -4,7 +4,8 @@
 # real qube-broker, a real qube-agent in the calling qube "work" and the real
 # qube-call drive it.  Then raw byte probes (bad CONNECT lines, malformed or
 # out-of-order messages, a missing service, a plain call) are sent to both the
-# real qube-agent and doc-agent.py, and their answers must be the same.
+# real qube-agent and doc-agent.py, and their answers must be the same
+# (up to the order of EOF(1)/EOF(2) and of stdout vs stderr data).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 : "${PYTHON:=python3}"
@@ -37,6 +38,9 @@ chmod +x "$R"/*
 printf '#!/bin/sh\necho never\n' > "$R/test.NoExec" # not executable
 mkdir "$R/test.Dir+x" # a directory does not count: test.Dir+x -> test.Dir
 cp "$R/test.Override" "$R/test.Dir"
+printf '#!/nonexistent/interpreter\n' > "$R/test.NoInterp" # execve: ENOENT -> 127
+chmod +x "$R/test.NoInterp"
+ln -s "$T/nowhere" "$R/test.Override+dangling" # dangling symlink: absent
 
 mkdir -p "$T/policy"
 cat > "$T/policy/10-test.policy" <<'P'
@@ -51,6 +55,7 @@ test.Dir         *  work  docq      allow
 test.Signal      *  work  docq      allow
 test.IgnoreStdin *  work  docq      allow
 test.Sock        *  work  docq      allow
+test.NoInterp    *  work  docq      allow
 test.Denied      *  work  docq      deny
 P
 
@@ -85,6 +90,8 @@ call work docq test.Missing </dev/null >/dev/null 2>&1 && rc=0 || rc=$?
 check "missing service: 127" test "$rc" = 127
 call work docq test.NoExec </dev/null >"$T/o" 2>&1 && rc=0 || rc=$?
 check "entry that is not executable: 126, nothing ran" test "$rc:$(cat "$T/o")" = "126:"
+call work docq test.NoInterp </dev/null >"$T/o" 2>&1 && rc=0 || rc=$?
+check "script whose interpreter is missing (execve ENOENT): 127" test "$rc:$(cat "$T/o")" = "127:"
 
 # -- SERVICE+ARG override, $1
 out=$(call work docq test.Override+special </dev/null) && rc=0 || rc=$?
@@ -95,6 +102,8 @@ out=$(call work docq test.Override </dev/null) && rc=0 || rc=$?
 check "no argument: no \$1" test "$rc:$out" = "0:generic argc=0 1="
 out=$(call work docq test.Dir+x </dev/null) && rc=0 || rc=$?
 check "a directory SERVICE+ARG does not count" test "$rc:$out" = "0:generic argc=1 1=x"
+out=$(call work docq test.Override+dangling </dev/null) && rc=0 || rc=$?
+check "a dangling symlink SERVICE+ARG does not count" test "$rc:$out" = "0:generic argc=1 1=dangling"
 
 # -- QUBE_* environment (and nothing else QUBE_* or for the service manager)
 out=$(call work @default test.Env+a.b </dev/null) && rc=0 || rc=$?
@@ -135,6 +144,19 @@ check "refused call: logged as refused" grep -q 'service=test.Denied argument=- 
 check "refused call: doc-agent not contacted ($before connections before and after)" \
 	test "$(doc_connections)" = "$before"
 
+# -- socket services that cannot be started (126): a socket nobody listens
+# on any more, and a listener whose backlog stays full (5 s of retries)
+"$PYTHON" - "$R/test.Stale" "$R/test.Full" > "$T/sock-full.log" 2>&1 <<'PY' &
+import socket, sys, time
+stale = socket.socket(socket.AF_UNIX); stale.bind(sys.argv[1]); stale.close()
+full = socket.socket(socket.AF_UNIX); full.bind(sys.argv[2]); full.listen(0)
+hold = socket.socket(socket.AF_UNIX); hold.connect(sys.argv[2])  # fills the backlog
+print("ready", flush=True)
+time.sleep(3600)
+PY
+PIDS+=($!)
+wait_for 20 "socket services that cannot be started" grep -q ready "$T/sock-full.log"
+
 # -- the same raw probes against the real qube-agent (work) and doc-agent.py
 cat > "$T/probe.py" <<'PY'
 import socket, struct, sys
@@ -146,6 +168,12 @@ C = b"CONNECT 512\n"
 PROBES = {
   "connect-513": b"CONNECT 513\n",
   "connect-garbage": b"HELLO\n",
+  "connect-leading-zero": b"CONNECT 0512\n" + HELLO + start(b"test.Missing"),
+  "connect-two-spaces": b"CONNECT  512\n",
+  "connect-31-chars": b"CONNECT " + b"0" * 20 + b"512\n" + HELLO + start(b"test.Missing"),
+  "connect-32-chars": b"CONNECT " + b"0" * 21 + b"512\n",
+  "connect-nul": b"CONNECT 512\0\n",
+  "half-close-before-start": C + HELLO,
   "no-common-version": C + m(1, struct.pack("<II", 2, 3)),
   "hello-min-gt-max": C + m(1, struct.pack("<II", 1, 0)),
   "stdin-before-start": C + HELLO + m(0x30, b"x"),
@@ -159,6 +187,12 @@ PROBES = {
   "start-keyword-source": C + HELLO + m(0x20, s(b"@default", b"test.Cat", b"", b"docq")),
   "call-request-to-agent": C + HELLO + m(0x10, s(b"docq", b"test.Cat", b"")),
   "missing-service": C + HELLO + start(b"test.Missing"),
+  "not-executable": C + HELLO + start(b"test.NoExec") + m(0x33, struct.pack("<I", 0)),
+  "missing-interpreter": C + HELLO + start(b"test.NoInterp") + m(0x33, struct.pack("<I", 0)),
+  "directory-then-service": C + HELLO + start(b"test.Dir", b"x") + m(0x33, struct.pack("<I", 0)),
+  "dangling-then-service": C + HELLO + start(b"test.Override", b"dangling") + m(0x33, struct.pack("<I", 0)),
+  "socket-no-listener": C + HELLO + start(b"test.Stale"),
+  "socket-backlog-full": C + HELLO + start(b"test.Full"),
   "cat": C + HELLO + start(b"test.Cat") + m(0x30, b"hi\n") + m(0x33, struct.pack("<I", 0)),
   "exit-7": C + HELLO + start(b"test.Exit", b"7") + m(0x33, struct.pack("<I", 0)),
   "empty-stdin": C + HELLO + start(b"test.Cat") + m(0x30, b""),
@@ -166,9 +200,10 @@ PROBES = {
   "second-hello": C + HELLO + start(b"test.Cat") + HELLO,
 }
 def esc(b): return b.decode(errors="replace").replace("\\", "\\\\").replace("\n", "\\n")
-def run(path, data):
+def run(path, name, data):
     c = socket.socket(socket.AF_UNIX); c.connect(path); c.settimeout(15)
     c.sendall(data); got = b""
+    if name == "half-close-before-start": c.shutdown(socket.SHUT_WR)
     try:
         while True:
             b = c.recv(65536)
@@ -180,7 +215,8 @@ def run(path, data):
         got += b"<reset>"
     out = []
     if not got.startswith(b"OK "):
-        return "closed without OK" if not got else "junk %r" % got[:40]
+        # (a reset instead of a close: unread bytes were left behind)
+        return "closed without OK" if got in (b"", b"<reset>") else "junk %r" % got[:40]
     line, _, got = got.partition(b"\n")
     if not line[3:].isdigit(): return "bad OK line %r" % line
     data = {0x31: b"", 0x32: b""}  # stdout and stderr are two pipes: no order between them
@@ -200,12 +236,12 @@ def run(path, data):
         out[i:j] = sorted(out[i:j]); i = j + 1
     return "OK " + " ".join(out) + " closed"
 for name, data in PROBES.items():
-    print("%-24s %s" % (name, run(sys.argv[1], data)), flush=True)
+    print("%-24s %s" % (name, run(sys.argv[1], name, data)), flush=True)
 PY
 "$PYTHON" "$T/probe.py" "$T/qubes/work/vsock" > "$T/probe-qube-agent.txt" 2>&1 || true
 "$PYTHON" "$T/probe.py" "$T/qubes/docq/vsock" > "$T/probe-doc-agent.txt" 2>&1 || true
 if diff -u "$T/probe-qube-agent.txt" "$T/probe-doc-agent.txt"; then
-	ok "raw probes: doc-agent.py answers exactly like qube-agent ($(wc -l < "$T/probe-doc-agent.txt") probes)"
+	ok "raw probes: doc-agent.py answers like qube-agent ($(wc -l < "$T/probe-doc-agent.txt") probes)"
 	sed 's/^/    /' "$T/probe-doc-agent.txt"
 else
 	not_ok "raw probes: doc-agent.py and qube-agent differ (diff above)"
@@ -219,6 +255,8 @@ check "probe: '../x' service refused, nothing run" test "$(probe start-dotdot-se
 check "probe: missing service is EOF(1), EOF(2), EXIT 127" \
 	test "$(probe missing-service)" = "OK HELLO[1, 1] EOF[1] EOF[2] EXIT[127] closed"
 check "probe: plain call" test "$(probe cat)" = "OK HELLO[1, 1] STDOUT'hi\\n' EOF[1] EOF[2] EXIT[0] closed"
+check "probe: socket service with a full backlog: 126" \
+	test "$(probe socket-backlog-full)" = "OK HELLO[1, 1] EOF[1] EOF[2] EXIT[126] closed"
 check "probe: empty STDIN ends the connection without EXIT" test "$(probe empty-stdin)" = "OK HELLO[1, 1] closed"
 check "doc-agent still serves after the probes" test "$(call work docq test.Override+z </dev/null)" = "generic argc=1 1=z"
 
