@@ -16,24 +16,8 @@
 # vsock / virtio-serial (throughput) and virtio-serial / vsock (latency),
 # so > 1 means qube-vsockd is better.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-lib=$top/tests/lib
-build=${1:?usage: vsock-bench.sh MESON_BUILD_ROOT [MIB]}
-build=$(cd "$build" && pwd)
-mib=${2:-128}
-case $mib in ''|*[!0-9]*) echo "vsock-bench: MIB '$mib' is not a number" >&2; exit 2 ;; esac
-n=$((mib * 1024 * 1024))
-vsockd=${QUBE_VSOCKD:-$build/vmm/qube-vsockd}  # override to compare builds
-tool=$build/vmm/vsock-guest-tool
-for f in "$vsockd" "$tool"; do
-  [ -x "$f" ] || { echo "vsock-bench: $f not built (meson compile -C $build)" >&2; exit 1; }
-done
-if ! command -v qemu-system-x86_64 >/dev/null; then
-  echo "SKIP: qemu-system-x86_64 not installed"
-  exit 77
-fi
-img=$("$lib/guest-image.sh" --build-dir "$build" --output "$build/vmm/vsock-image" \
-  --add "$tool:/usr/bin/vsock-guest-tool")
+PROG=vsock-bench DEFAULT_MIB=128
+. "$(dirname "$0")/vsock-common.sh"
 
 tmp=$(mktemp -d /tmp/qvbench.XXXXXX)
 pids=()

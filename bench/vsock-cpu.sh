@@ -18,24 +18,8 @@
 # qube-vsockd, plus qube-vsockd's ring counters.  Throughput ratios are
 # vsock / serial.  Nothing here asserts a time.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-lib=$top/tests/lib
-build=${1:?usage: vsock-cpu.sh MESON_BUILD_ROOT [MIB]}
-build=$(cd "$build" && pwd)
-mib=${2:-256}
-case $mib in ''|*[!0-9]*) echo "vsock-cpu: MIB '$mib' is not a number" >&2; exit 2 ;; esac
-n=$((mib * 1024 * 1024))
-vsockd=${QUBE_VSOCKD:-$build/vmm/qube-vsockd}
-tool=$build/vmm/vsock-guest-tool
-for f in "$vsockd" "$tool"; do
-  [ -x "$f" ] || { echo "vsock-cpu: $f not built (meson compile -C $build)" >&2; exit 1; }
-done
-if ! command -v qemu-system-x86_64 >/dev/null; then
-  echo "SKIP: qemu-system-x86_64 not installed"
-  exit 77
-fi
-img=$("$lib/guest-image.sh" --build-dir "$build" --output "$build/vmm/vsock-image" \
-  --add "$tool:/usr/bin/vsock-guest-tool")
+PROG=vsock-cpu DEFAULT_MIB=256
+. "$(dirname "$0")/vsock-common.sh"
 kernel=$img/vmlinuz
 [ -f "$img/vmlinux" ] && kernel=$img/vmlinux
 hz=$(getconf CLK_TCK)

@@ -104,13 +104,7 @@ struct conn {
  * at all (wbuf_has_room). */
 static void compact_wbuf(struct conn *c)
 {
-	if (c->woff == c->wlen)
-		c->woff = c->wlen = 0;
-	if (sizeof(c->wbuf) - c->wlen < MSG_MAX && c->woff > 0) {
-		memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
-		c->wlen -= c->woff;
-		c->woff = 0;
-	}
+	qrpc_buf_make_room(c->wbuf, sizeof(c->wbuf), &c->woff, &c->wlen, MSG_MAX);
 }
 
 static int queue_msg(struct conn *c, const struct qrpc_msg *m)
@@ -383,13 +377,7 @@ static int process_input(struct conn *c)
 /* Room at rbuf's tail for the next read; only between stdin chunks. */
 static void compact_rbuf(struct conn *c)
 {
-	if (c->rstart == c->rlen) {
-		c->rstart = c->rlen = 0;
-	} else if (sizeof(c->rbuf) - c->rlen < MSG_MAX) {
-		memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
-		c->rlen -= c->rstart;
-		c->rstart = 0;
-	}
+	qrpc_buf_make_room(c->rbuf, sizeof(c->rbuf), &c->rstart, &c->rlen, MSG_MAX);
 }
 
 static void reap(struct conn *c, bool block)

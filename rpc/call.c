@@ -81,13 +81,7 @@ struct call {
  * at all. */
 static void compact_wbuf(struct call *c)
 {
-	if (c->woff == c->wlen)
-		c->woff = c->wlen = 0;
-	if (sizeof(c->wbuf) - c->wlen < MSG_MAX && c->woff > 0) {
-		memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
-		c->wlen -= c->woff;
-		c->woff = 0;
-	}
+	qrpc_buf_make_room(c->wbuf, sizeof(c->wbuf), &c->woff, &c->wlen, MSG_MAX);
 }
 
 static int queue_msg(struct call *c, const struct qrpc_msg *m)
@@ -127,13 +121,7 @@ static void close_out(struct call *c)
 /* Room at rbuf's tail for the next read; only when no output waits. */
 static void compact_rbuf(struct call *c)
 {
-	if (c->rstart == c->rlen) {
-		c->rstart = c->rlen = 0;
-	} else if (sizeof(c->rbuf) - c->rlen < MSG_MAX) {
-		memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
-		c->rlen -= c->rstart;
-		c->rstart = 0;
-	}
+	qrpc_buf_make_room(c->rbuf, sizeof(c->rbuf), &c->rstart, &c->rlen, MSG_MAX);
 }
 
 /* Handles complete messages in rbuf while the local reader keeps up.

@@ -577,3 +577,14 @@ int qrpc_state_on_recv(struct qrpc_state *s, const struct qrpc_msg *msg)
 		return -EPROTO;
 	}
 }
+
+void qrpc_buf_make_room(uint8_t *buf, size_t cap, size_t *start, size_t *end, size_t need)
+{
+	if (*start == *end) {
+		*start = *end = 0;
+	} else if (cap - *end < need && *start > 0) {
+		memmove(buf, buf + *start, *end - *start);
+		*end -= *start;
+		*start = 0;
+	}
+}

@@ -192,6 +192,13 @@ bool qrpc_state_is_done(const struct qrpc_state *state);
 int qrpc_state_parse(struct qrpc_state *state, const uint8_t *buf, size_t len,
 		     struct qrpc_msg *ret_msg, size_t *ret_used);
 
+/* A linear buffer BUF[CAP] holding the bytes [*START, *END) (the stream
+ * buffers of qube-agent and qube-call): makes NEED bytes free after *END
+ * when the buffer has that much room at all, moving the held bytes to the
+ * front only then (so a payload pointing into the buffer stays valid until
+ * the buffer runs short); an empty buffer starts over at the front. */
+void qrpc_buf_make_room(uint8_t *buf, size_t cap, size_t *start, size_t *end, size_t need);
+
 /* ---- Blocking helpers over a socket (touch the OS) ----------------------- */
 
 /* Reads one whole message from FD into BUF (at least QRPC_HEADER_SIZE +

@@ -715,6 +715,34 @@ static void test_state_parse(void)
 	CHECK_INT(used, 12345);
 }
 
+/* The stream buffers: bytes move to the front only when the tail is too
+ * short, an emptied buffer starts over, a full one is left alone. */
+static void test_buf_make_room(void)
+{
+	uint8_t b[16];
+	size_t start, end;
+
+	for (size_t i = 0; i < sizeof(b); i++)
+		b[i] = (uint8_t)i;
+	start = 4, end = 10; /* 6 free at the tail */
+	qrpc_buf_make_room(b, sizeof(b), &start, &end, 6);
+	CHECK_INT(start, 4);
+	CHECK_INT(end, 10);
+	CHECK_INT(b[0], 0); /* nothing moved */
+	qrpc_buf_make_room(b, sizeof(b), &start, &end, 7);
+	CHECK_INT(start, 0);
+	CHECK_INT(end, 6);
+	CHECK(b[0] == 4 && b[5] == 9);
+	start = end = 12;
+	qrpc_buf_make_room(b, sizeof(b), &start, &end, 1);
+	CHECK_INT(start, 0);
+	CHECK_INT(end, 0);
+	start = 0, end = 14; /* no room to make: unchanged */
+	qrpc_buf_make_room(b, sizeof(b), &start, &end, 8);
+	CHECK_INT(start, 0);
+	CHECK_INT(end, 14);
+}
+
 int main(void)
 {
 	test_roundtrips();
@@ -726,5 +754,6 @@ int main(void)
 	test_state_eof_range();
 	test_names_shared();
 	test_state_parse();
+	test_buf_make_room();
 	return check_exit_code("test-codec");
 }
