@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure a minimal guest image for the meson build dir BUILD is built and
 # up to date, then prints the directory holding vmlinuz and
-# initramfs.cpio.gz.  Rebuilds only when the builder, init, module list, the
-# included binaries or the arguments changed; concurrent callers wait for
-# one another (flock), so parallel tests share one build.
+# initramfs.cpio.gz.  Rebuilds only when the builder, init, module list (the
+# default one or --modules FILE), the included binaries or the arguments
+# changed; concurrent callers wait for one another (flock), so parallel
+# tests share one build.
 #
 #   guest-image.sh --build-dir BUILD [--output DIR] [--add PATH[:DEST]]...
 #
@@ -20,6 +21,8 @@ while [ $# -gt 0 ]; do
     --build-dir) [ $# -ge 2 ] || die "--build-dir needs a value"; build=$2; shift 2 ;;
     --output) [ $# -ge 2 ] || die "--output needs a value"; out=$2; shift 2 ;;
     --add) [ $# -ge 2 ] || die "--add needs a value"; pass+=(--add "$2"); inputs+=("${2%%:*}"); shift 2 ;;
+    # a missing list is left to build.sh to report
+    --modules) [ $# -ge 2 ] || die "--modules needs a value"; pass+=(--modules "$2"); [ ! -e "$2" ] || inputs+=("$2"); shift 2 ;;
     *) pass+=("$1"); shift ;;
   esac
 done
