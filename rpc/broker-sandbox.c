@@ -588,6 +588,13 @@ static void call_pump(struct sandbox *sb, struct sb_call *call)
 			want |= EPOLLIN;
 		if ((bk_buf_len(&c->out) > 0 && !c->wr_dead) || c->vsock_connecting)
 			want |= EPOLLOUT;
+		/* A caller that half-closed after its stdin still gets the
+		 * output; if it then goes away entirely while nothing is
+		 * written to it (a silent service), only the hang-up tells.
+		 * Edge-triggered with no events: woken by EPOLLHUP/EPOLLERR
+		 * alone, once, not by the half-close that is already there. */
+		if (!want && !c->is_agent && c->rd_eof && call->phase == SP_RUNNING)
+			want = EPOLLET;
 		/* want == 0 deregisters: a blocked or half-closed side is
 		 * looked at again when the other side makes progress */
 		conn_set_events(sb, c, want);

@@ -24,6 +24,7 @@ test.Cat         *  work  personal    allow
 test.Exit        *  work  personal    allow
 test.IgnoreStdin *  work  personal    allow
 test.Forever     *  work  personal    allow
+test.Silent      *  work  personal    allow
 test.Missing     *  work  personal    allow
 test.Ask         *  work  @anyvm      ask default_target=personal
 P
@@ -102,6 +103,26 @@ wait_for 20 "the early-closed call ended" grep -q "ended without an exit code" "
 gone() { ! pgrep -f "endless output from personal in $T" >/dev/null; }
 wait_for 20 "service of the early-closed call terminated" gone
 ok "caller closing early: call ended, service gone"
+
+# -- a caller killed after its stdin has ended, while its service is
+# silent (neither reads nor writes): nothing is ever written toward the
+# caller, so only the connection's hang-up can tell the broker it is gone
+cat > "$T/rpc/test.Silent" <<'SH'
+#!/bin/sh
+exec sh -c 'sleep 3600; : "$0"' "silent-in-$SIMDIR"
+SH
+chmod +x "$T/rpc/test.Silent"
+"$QUBE_CALL" --transport "unix:$T/qubes/work" personal test.Silent </dev/null >/dev/null 2>&1 &
+CP=$!
+silent_running() { pgrep -f "silent-in-$T" >/dev/null; }
+wait_for 20 "the silent service runs" silent_running
+stdin_ended() { grep -q "source=work target=personal .*service=test.Silent" "$T/broker.log"; }
+wait_for 20 "the silent call logged" stdin_ended
+sleep 0.5 # qube-call sent EOF(stdin) right after the call was allowed
+kill -9 "$CP"; wait "$CP" 2>/dev/null || true
+silent_gone() { ! silent_running; }
+wait_for 20 "the silent service of a killed caller terminated" silent_gone
+ok "caller killed after its stdin ended, service silent: call ended, service gone"
 
 # -- backpressure: a caller that stops reading while its service writes
 # without end; the broker must buffer a bounded amount and stop reading the
