@@ -124,6 +124,37 @@ silent_gone() { ! silent_running; }
 wait_for 20 "the silent service of a killed caller terminated" silent_gone
 ok "caller killed after its stdin ended, service silent: call ended, service gone"
 
+# -- a caller that half-closes its socket after EOF(stdin) (as a client
+# other than qube-call may) still gets the whole output and the exit code
+halfclose_call() {
+	python3 - "$T/qubes/work/vsock_513" <<'PY'
+import socket, struct, sys
+def msg(t, p=b""): return struct.pack("<II", t, len(p)) + p
+def s8(x): return bytes([len(x)]) + x
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(sys.argv[1])
+c.sendall(msg(0x01, struct.pack("<II", 1, 1)) + msg(0x10, s8(b"personal") + s8(b"test.Cat") + s8(b"")))
+buf, out, code, allowed = b"", b"", None, False
+while code is None:
+    d = c.recv(65536)
+    if not d: break
+    buf += d
+    while len(buf) >= 8:
+        t, n = struct.unpack("<II", buf[:8])
+        if len(buf) < 8 + n: break
+        p, buf = buf[8:8 + n], buf[8 + n:]
+        if t == 0x11 and not allowed:  # CALL_RESULT: data may flow now
+            allowed = True
+            c.sendall(msg(0x30, b"half-closed caller") + msg(0x33, struct.pack("<I", 0)))
+            c.shutdown(socket.SHUT_WR)
+        if t == 0x31: out += p
+        if t == 0x40: code = struct.unpack("<I", p)[0]
+print(out.decode(), code)
+PY
+}
+check "a caller half-closed after EOF(stdin) gets the output and EXIT 0" \
+	test "$(halfclose_call)" = "half-closed caller 0"
+
 # -- backpressure: a caller that stops reading while its service writes
 # without end; the broker must buffer a bounded amount and stop reading the
 # agent, and still serve other calls
