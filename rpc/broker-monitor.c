@@ -140,7 +140,8 @@ struct monitor {
 	pid_t child;
 	struct mon_watch ipc_w, ino_w, sig_w, ask_w;
 	int ino_fd, sig_fd, ask_fd;
-	int wd_policy, wd_sysinfo, wd_qubes;
+	int wd_policy, wd_sysinfo, wd_qubes, wd_vsock_map;
+	char vsock_map_name[NAME_MAX + 1];
 	/* directories of what the policy includes (deps_sync) */
 	struct mon_dep_watch *dep_watches;
 	size_t n_dep_watches;
@@ -479,16 +480,21 @@ static void listeners_rescan(struct monitor *m)
 	closedir(d);
 }
 
-static int vsock_map_load(struct monitor *m)
+/* Reads the --vsock-map file: "CID NAME" lines, '#' comments.  A CID or
+ * a name given twice is an error (which qube is it?).  0 and a new array,
+ * or a negative errno with the reason logged (FILE:LINE). */
+static int vsock_map_parse(const char *path, struct mon_vsock_entry **ret_map, size_t *ret_n)
 {
-	FILE *f = fopen(m->cfg->vsock_map, "re");
+	FILE *f = fopen(path, "re");
+	struct mon_vsock_entry *map = NULL;
+	size_t n = 0;
 	char line[256];
 	unsigned lineno = 0;
 	int r = 0;
 
 	if (!f) {
 		r = -errno;
-		bk_log("%s: %s", m->cfg->vsock_map, strerror(-r));
+		bk_log("%s: %s", path, strerror(-r));
 		return r;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -498,27 +504,71 @@ static int vsock_map_load(struct monitor *m)
 		char extra;
 
 		lineno++;
-		if (line[0] == '#' || line[0] == '\n')
-			continue;
-		if (sscanf(line, "%lu %63s %c", &cid, name, &extra) != 2 || cid < 3 ||
-		    cid > UINT32_MAX - 1 || strlen(name) > QRPC_MAX_QUBE ||
-		    !qrpc_qube_name_is_valid(name)) {
-			bk_log("%s:%u: expected \"CID NAME\" (CID >= 3, valid qube name)",
-			       m->cfg->vsock_map, lineno);
+		if (!strchr(line, '\n') && !feof(f)) {
+			bk_log("%s:%u: line too long", path, lineno);
 			r = -EINVAL;
 			break;
 		}
-		e = realloc(m->vsock_map, (m->n_vsock_map + 1) * sizeof(*e));
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (sscanf(line, "%lu %63s %c", &cid, name, &extra) != 2 || line[0] < '0' ||
+		    line[0] > '9' || cid < 3 || cid > UINT32_MAX - 1 ||
+		    strlen(name) > QRPC_MAX_QUBE || !qrpc_qube_name_is_valid(name)) {
+			bk_log("%s:%u: expected \"CID NAME\" (CID >= 3, valid qube name)", path,
+			       lineno);
+			r = -EINVAL;
+			break;
+		}
+		for (size_t i = 0; i < n && r == 0; i++) {
+			if (map[i].cid == cid) {
+				bk_log("%s:%u: CID %lu given twice", path, lineno, cid);
+				r = -EINVAL;
+			} else if (strcmp(map[i].name, name) == 0) {
+				bk_log("%s:%u: qube %s given twice", path, lineno, name);
+				r = -EINVAL;
+			}
+		}
+		if (r < 0)
+			break;
+		e = realloc(map, (n + 1) * sizeof(*e));
 		if (!e) {
 			r = -ENOMEM;
 			break;
 		}
-		m->vsock_map = e;
-		e[m->n_vsock_map].cid = (uint32_t)cid;
-		snprintf(e[m->n_vsock_map].name, sizeof(e->name), "%s", name);
-		m->n_vsock_map++;
+		map = e;
+		map[n].cid = (uint32_t)cid;
+		snprintf(map[n].name, sizeof(map->name), "%s", name);
+		n++;
 	}
+	if (r == 0 && ferror(f))
+		r = -EIO;
 	fclose(f);
+	if (r < 0) {
+		free(map);
+		return r;
+	}
+	*ret_map = map;
+	*ret_n = n;
+	return 0;
+}
+
+/* (Re)loads the map.  A map that cannot be read leaves none: every
+ * connection is refused until it is fixed, since keeping the old one
+ * could give a reassigned CID a previous owner's identity. */
+static int vsock_map_load(struct monitor *m)
+{
+	struct mon_vsock_entry *map = NULL;
+	size_t n = 0;
+	int r = vsock_map_parse(m->cfg->vsock_map, &map, &n);
+
+	free(m->vsock_map);
+	m->vsock_map = r < 0 ? NULL : map;
+	m->n_vsock_map = r < 0 ? 0 : n;
+	if (r < 0)
+		bk_log("vsock map %s INVALID: refusing every connection until it is fixed",
+		       m->cfg->vsock_map);
+	else
+		bk_log("vsock map %s loaded: %zu qubes", m->cfg->vsock_map, n);
 	return r;
 }
 
@@ -1308,7 +1358,8 @@ static void watches_add(struct monitor *m)
 
 static bool wd_is_fixed(const struct monitor *m, int wd)
 {
-	return wd == m->wd_policy || wd == m->wd_sysinfo || wd == m->wd_qubes;
+	return wd == m->wd_policy || wd == m->wd_sysinfo || wd == m->wd_qubes ||
+	       wd == m->wd_vsock_map;
 }
 
 static bool set_name(struct mon_dep_watch *w, const char *name)
@@ -1449,6 +1500,9 @@ static void on_inotify(struct monitor *m)
 			else if (ev->wd == m->wd_sysinfo && ev->len > 0 &&
 				 strcmp(ev->name, m->sysinfo_name) == 0)
 				m->reload_at = bk_now_ms() + 100;
+			else if (ev->wd == m->wd_vsock_map && ev->len > 0 &&
+				 strcmp(ev->name, m->vsock_map_name) == 0)
+				m->reload_at = bk_now_ms() + 100;
 			else if (ev->wd == m->wd_qubes)
 				listeners_rescan(m);
 			if (ev->mask & IN_Q_OVERFLOW)
@@ -1505,6 +1559,8 @@ static void on_tick(struct monitor *m)
 		watches_add(m);
 		policy_reload(m);
 		deps_sync(m);
+		if (m->cfg->vsock_map)
+			(void)vsock_map_load(m); /* logged; an invalid map refuses all */
 	}
 	for (c = m->calls; c; c = cn) {
 		cn = c->next;
@@ -1612,7 +1668,8 @@ static void raise_fd_limit(const struct bk_config *cfg)
 int bk_monitor_main(const struct bk_config *cfg)
 {
 	struct monitor mm = { .cfg = cfg, .ipc_fd = -1, .child = -1, .ino_fd = -1, .sig_fd = -1,
-			      .ask_fd = -1, .wd_policy = -1, .wd_sysinfo = -1, .wd_qubes = -1 };
+			      .ask_fd = -1, .wd_policy = -1, .wd_sysinfo = -1, .wd_qubes = -1,
+			      .wd_vsock_map = -1 };
 	struct monitor *m = &mm;
 	sigset_t mask;
 	int r;
@@ -1674,6 +1731,24 @@ int bk_monitor_main(const struct bk_config *cfg)
 	deps_sync(m);
 
 	if (cfg->vsock_map) {
+		char *copy = strdup(cfg->vsock_map), *copy2 = strdup(cfg->vsock_map);
+
+		if (!copy || !copy2) {
+			free(copy);
+			free(copy2);
+			goto out;
+		}
+		/* qubed rewrites the map as qubes start and stop (rename into
+		 * place); it is reloaded like the policy */
+		snprintf(m->vsock_map_name, sizeof(m->vsock_map_name), "%s", basename(copy2));
+		m->wd_vsock_map = inotify_add_watch(m->ino_fd, dirname(copy),
+						    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
+							    IN_DELETE | IN_MOVED_FROM | IN_MODIFY);
+		if (m->wd_vsock_map < 0)
+			bk_log("inotify on the directory of %s: %s (send SIGHUP after changing it)",
+			       cfg->vsock_map, strerror(errno));
+		free(copy);
+		free(copy2);
 		r = vsock_map_load(m);
 		if (r == 0)
 			r = listener_add_vsock(m);

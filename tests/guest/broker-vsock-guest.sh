@@ -210,6 +210,33 @@ call impostor personal test.Echo
 check "CID 9 sending as CID 3: no answer from the kernel, the call fails ($rc)" test "$rc" = 125
 check "broker log: nothing at all from the impostor" test "$(wc -l < $R/broker.log)" = "$before"
 
+# ---- the map is reloaded when it changes (qubed rewrites it as VMs come and go) ------------
+map=$R/conf/vsock.map
+cp $map $R/vsock.map.orig
+{ cat $R/vsock.map.orig; echo '5 stranger'; } > $map.new && mv $map.new $map
+check "map changed (rename into place): reloaded, 6 qubes" \
+  wait_for 50 log_has "vsock map $map loaded: 6 qubes"
+call stranger personal test.Echo
+check "CID 5 now named stranger: its call runs, source stranger ($rc: $out)" \
+  test "$rc:$out" = "0:in=personal from=stranger arg= requested=personal stdin="
+# a broken map fails closed: keeping the old one could give a reassigned
+# CID its previous owner's identity
+{ cat $R/vsock.map.orig; echo '3 stranger'; } > $map.new && mv $map.new $map
+check "a CID given twice: logged with file and line" wait_for 50 log_has "$map:7: CID 3 given twice"
+check "... and the map is invalid: every connection refused" \
+  log_has "vsock map $map INVALID: refusing every connection until it is fixed"
+call work personal test.Echo
+check "with the invalid map even work (CID 3) is refused ($rc)" test "$rc" = 125
+check "broker log: connection from unknown vsock CID 3 closed" log_has 'connection from unknown vsock CID 3 closed'
+{ cat $R/vsock.map.orig; echo '5 stranger'; echo '9 work'; } > $map.new && mv $map.new $map
+check "a qube given twice: logged" wait_for 50 log_has "$map:8: qube work given twice"
+cp $R/vsock.map.orig $map.new && mv $map.new $map
+fixed() { test "$(grep -c "vsock map $map loaded: 5 qubes" $R/broker.log)" -ge 2; }
+check "map fixed: loaded again" wait_for 50 fixed
+call work personal test.Echo
+check "after the fix work's call runs again ($rc: $out)" \
+  test "$rc:$out" = "0:in=personal from=work arg= requested=personal stdin="
+
 # ---- targets that are not there -----------------------------------------------------------
 call work offline test.Echo
 check "target in the map but not running, autostart=no: 125 ($rc)" test "$rc" = 125

@@ -29,7 +29,7 @@ build=$(cd "$build" && pwd)
 start_s=$SECONDS
 # checks the guest script makes (it prints one "ok"/"not ok" line each);
 # fewer lines than this means it stopped early
-expected=36
+expected=45
 
 missing=()
 for p in rpc/qube-broker rpc/qube-agent rpc/qube-call rpc/rpc-starter tests/guest/vhost-vsock-peer; do
