@@ -1356,6 +1356,30 @@ static void watches_add(struct monitor *m)
 		bk_log("inotify on %s: %s", m->cfg->policy_dir, strerror(errno));
 }
 
+/* Watches the directory of the file PATH for changes to its name (NAME,
+ * CAP bytes, receives the name; *RET_WD the watch, -1 if it could not be
+ * set up, which is logged: SIGHUP still reloads).  -ENOMEM only. */
+static int watch_file(struct monitor *m, const char *path, char *name, size_t cap, int *ret_wd)
+{
+	char *copy = strdup(path), *copy2 = strdup(path);
+
+	if (!copy || !copy2) {
+		free(copy);
+		free(copy2);
+		return -ENOMEM;
+	}
+	snprintf(name, cap, "%s", basename(copy2));
+	*ret_wd = inotify_add_watch(m->ino_fd, dirname(copy),
+				    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
+					    IN_MOVED_FROM | IN_ATTRIB | IN_MODIFY);
+	if (*ret_wd < 0)
+		bk_log("inotify on the directory of %s: %s (send SIGHUP after changing it)", path,
+		       strerror(errno));
+	free(copy);
+	free(copy2);
+	return 0;
+}
+
 static bool wd_is_fixed(const struct monitor *m, int wd)
 {
 	return wd == m->wd_policy || wd == m->wd_sysinfo || wd == m->wd_qubes ||
@@ -1710,45 +1734,18 @@ int bk_monitor_main(const struct bk_config *cfg)
 		goto out;
 	}
 	watches_add(m);
-	{
-		char *copy = strdup(cfg->system_info), *copy2 = strdup(cfg->system_info);
-
-		if (!copy || !copy2) {
-			free(copy);
-			free(copy2);
-			goto out;
-		}
-		snprintf(m->sysinfo_name, sizeof(m->sysinfo_name), "%s", basename(copy2));
-		m->wd_sysinfo = inotify_add_watch(m->ino_fd, dirname(copy),
-						  IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
-							  IN_MOVED_FROM | IN_ATTRIB | IN_MODIFY);
-		if (m->wd_sysinfo < 0)
-			bk_log("inotify on the directory of %s: %s", cfg->system_info, strerror(errno));
-		free(copy);
-		free(copy2);
-	}
+	if (watch_file(m, cfg->system_info, m->sysinfo_name, sizeof(m->sysinfo_name),
+		       &m->wd_sysinfo) < 0)
+		goto out;
 	policy_reload(m);
 	deps_sync(m);
 
 	if (cfg->vsock_map) {
-		char *copy = strdup(cfg->vsock_map), *copy2 = strdup(cfg->vsock_map);
-
-		if (!copy || !copy2) {
-			free(copy);
-			free(copy2);
-			goto out;
-		}
 		/* qubed rewrites the map as qubes start and stop (rename into
 		 * place); it is reloaded like the policy */
-		snprintf(m->vsock_map_name, sizeof(m->vsock_map_name), "%s", basename(copy2));
-		m->wd_vsock_map = inotify_add_watch(m->ino_fd, dirname(copy),
-						    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
-							    IN_DELETE | IN_MOVED_FROM | IN_MODIFY);
-		if (m->wd_vsock_map < 0)
-			bk_log("inotify on the directory of %s: %s (send SIGHUP after changing it)",
-			       cfg->vsock_map, strerror(errno));
-		free(copy);
-		free(copy2);
+		if (watch_file(m, cfg->vsock_map, m->vsock_map_name, sizeof(m->vsock_map_name),
+			       &m->wd_vsock_map) < 0)
+			goto out;
 		r = vsock_map_load(m);
 		if (r == 0)
 			r = listener_add_vsock(m);
