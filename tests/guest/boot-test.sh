@@ -87,9 +87,19 @@ start=$(date +%s%N)
   --serial-log "$tmp/serial.log" --memory 256 --disk "$tmp/private.img" \
   --virtio-serial "$tmp/vserial.sock" --pidfile "$tmp/qemu.pid" --append "$append" &
 qpid=$!
+# QEMU writes the pid file before the machine starts and removes it when it
+# exits, which under load can be before this script looks at the console:
+# read it as soon as it has content
+pidfile_pid=
+for _ in $(seq 600); do
+  pidfile_pid=$(cat "$tmp/qemu.pid" 2>/dev/null || true)
+  [ -n "$pidfile_pid" ] && break
+  kill -0 "$qpid" 2>/dev/null || break
+  sleep 0.05
+done
 "$lib/wait-for-marker.sh" "$tmp/serial.log" "qube-init: ready" 240 "$qpid" || fail "init did not reach ready"
 ready=$(date +%s%N)
-[ "$(cat "$tmp/qemu.pid" 2>/dev/null)" = "$qpid" ] || fail "--pidfile holds '$(cat "$tmp/qemu.pid" 2>/dev/null)', QEMU is $qpid"
+[ "$pidfile_pid" = "$qpid" ] || fail "--pidfile holds '$pidfile_pid', QEMU is $qpid"
 "$lib/wait-for-marker.sh" "$tmp/serial.log" "qube-init: poweroff" 240 "$qpid" || fail "init did not power off"
 rc=0
 wait "$qpid" || rc=$?
