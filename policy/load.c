@@ -410,6 +410,13 @@ static int add_rule(struct loader *ld, const char *file, unsigned line, char *se
 				goto out;
 			rule.has_default_target = true;
 		} else if (strcmp(key, "user") == 0 && value[0] != '\0') {
+			if (!qname_user_is_valid(value)) {
+				r = diag(ld, file, line,
+					 "invalid user= value '%s': want 1-%u of [A-Za-z0-9_.-], not "
+					 "starting with '-' or '.'",
+					 value, QNAME_MAX_USER);
+				goto out_inval;
+			}
 			rule.user = strdup(value);
 			if (!rule.user) {
 				r = -ENOMEM;

@@ -57,6 +57,21 @@ bool qname_service_is_valid(const char *service)
 	return true;
 }
 
+bool qname_user_is_valid(const char *user)
+{
+	if (!user)
+		return false;
+	size_t n = bounded_len(user, QNAME_MAX_USER);
+	/* a leading '-' would read as an option to tools, a leading '.' is
+	 * no user name anywhere */
+	if (n == 0 || n > QNAME_MAX_USER || user[0] == '-' || user[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!qname_is_name_char(user[i]))
+			return false;
+	return true;
+}
+
 bool qname_argument_is_valid(const char *argument)
 {
 	if (!argument)

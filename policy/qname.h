@@ -20,6 +20,7 @@
 #define QNAME_MAX_TARGET   64u /* requested target: a qube name or an @keyword form */
 #define QNAME_MAX_SERVICE  64u /* service: 1-64 of [A-Za-z0-9_.-], not leading '.' */
 #define QNAME_MAX_ARGUMENT 64u /* argument: 0-64 of [A-Za-z0-9_.+-] */
+#define QNAME_MAX_USER     32u /* user= value: 1-32 of [A-Za-z0-9_.-], not leading '-' or '.' */
 
 /* [A-Za-z0-9_.-]: the characters of qube and service names. */
 bool qname_is_name_char(char c);
@@ -32,5 +33,8 @@ bool qname_service_is_valid(const char *service);
 bool qname_argument_is_valid(const char *argument);
 /* A qube name, "@default", "@adminvm", "@dispvm" or "@dispvm:NAME". */
 bool qname_target_is_valid(const char *target);
+/* The value of a policy's user= (the user a service runs as in the
+ * target): a portable POSIX user name. */
+bool qname_user_is_valid(const char *user);
 
 #endif

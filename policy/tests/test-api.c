@@ -636,6 +636,21 @@ static void test_deps(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* user= values: portable user names, nothing a shell or a path could
+ * misread. */
+static void test_user_names(void **state)
+{
+	const char *good[] = { "user", "root", "a", "www-data", "_apt", "x.y", "U1",
+			       "abcdefghijklmnopqrstuvwxyz012345" };
+	const char *bad[] = { "", "-root", ".hidden", "a/b", "a b", "a$", "r\xc3\xb6t",
+			      "abcdefghijklmnopqrstuvwxyz0123456" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(qname_user_is_valid(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(qname_user_is_valid(bad[i]));
+	assert_false(qname_user_is_valid(NULL));
+}
+
 /* An empty policy directory is a valid policy that denies everything (and
  * loading it sorts no file names: qsort must not see a NULL array). */
 static void test_empty_dir(void **state)
@@ -667,6 +682,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_dir),
 		cmocka_unit_test(test_deps),
+		cmocka_unit_test(test_user_names),
 		cmocka_unit_test(test_decision_fields),
 		cmocka_unit_test(test_request_edge_cases),
 		cmocka_unit_test(test_invalid_policy_denies_with_reason),
