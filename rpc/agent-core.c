@@ -25,15 +25,17 @@ int qagent_parse_request(const uint8_t *untrusted_buf, size_t len, struct qrpc_s
 	if (r < 0)
 		return r;
 
-	/* Exactly two messages: HELLO, then SERVICE_START.  The state
-	 * machine rejects every other type and order. */
+	/* Exactly two messages: HELLO, then SERVICE_START (or, in version 2,
+	 * SERVICE_START_AS).  The state machine rejects every other type and
+	 * order. */
 	for (int i = 0; i < 2; i++) {
 		r = qrpc_state_parse(&st, untrusted_buf + off, len - off, &untrusted_msg, &used);
 		if (r < 0)
 			return r;
 		if (i == 0 && untrusted_msg.type != QRPC_MSG_HELLO)
 			return -EPROTO;
-		if (i == 1 && untrusted_msg.type != QRPC_MSG_SERVICE_START)
+		if (i == 1 && untrusted_msg.type != QRPC_MSG_SERVICE_START &&
+		    untrusted_msg.type != QRPC_MSG_SERVICE_START_AS)
 			return -EPROTO;
 		off += used;
 	}
@@ -45,7 +47,9 @@ int qagent_parse_request(const uint8_t *untrusted_buf, size_t len, struct qrpc_s
 	if (!qrpc_qube_name_is_valid(m->u.service_start.source) ||
 	    !qrpc_service_name_is_valid(m->u.service_start.service) ||
 	    !qrpc_argument_is_valid(m->u.service_start.argument) ||
-	    !qrpc_target_is_valid(m->u.service_start.requested_target))
+	    !qrpc_target_is_valid(m->u.service_start.requested_target) ||
+	    (m->type == QRPC_MSG_SERVICE_START_AS &&
+	     !qrpc_user_name_is_valid(m->u.service_start.user)))
 		return -EBADMSG;
 	memset(&req, 0, sizeof(req));
 	req.version = st.version;
@@ -54,6 +58,7 @@ int qagent_parse_request(const uint8_t *untrusted_buf, size_t len, struct qrpc_s
 	memcpy(req.argument, m->u.service_start.argument, sizeof(req.argument));
 	memcpy(req.requested_target, m->u.service_start.requested_target,
 	       sizeof(req.requested_target));
+	memcpy(req.user, m->u.service_start.user, sizeof(req.user)); /* "" for SERVICE_START */
 
 	*ret_state = st;
 	*ret_request = req;

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -201,18 +203,31 @@ static bool is_agent_only_var(const char *entry)
 
 /* Environment of a service: the agent's, minus any QUBE_* it had and the
  * service-manager variables above, plus the request's four variables. */
-static char **build_env(const struct qagent_request *req)
+/* HOME, USER and LOGNAME describe the agent's user: replaced when the
+ * service runs as another one. */
+static bool is_user_var(const char *entry)
+{
+	return strncmp(entry, "HOME=", 5) == 0 || strncmp(entry, "USER=", 5) == 0 ||
+	       strncmp(entry, "LOGNAME=", 8) == 0;
+}
+
+/* PW: the user the service runs as, NULL for the agent's own. */
+static char **build_env(const struct qagent_request *req, const struct passwd *pw)
 {
 	size_t n = 0;
 	while (environ && environ[n])
 		n++;
-	char **env = calloc(n + 5, sizeof(*env));
+	char **env = calloc(n + 8, sizeof(*env));
 	if (!env)
 		return NULL;
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (!is_agent_only_var(environ[i]))
+		if (!is_agent_only_var(environ[i]) && !(pw && is_user_var(environ[i])))
 			env[k++] = environ[i];
+	if (pw && (asprintf(&env[k++], "HOME=%s", pw->pw_dir) < 0 ||
+		   asprintf(&env[k++], "USER=%s", pw->pw_name) < 0 ||
+		   asprintf(&env[k++], "LOGNAME=%s", pw->pw_name) < 0))
+		return NULL;
 	if (asprintf(&env[k++], "QUBE_REMOTE=%s", req->source) < 0 ||
 	    asprintf(&env[k++], "QUBE_SERVICE=%s", req->service) < 0 ||
 	    asprintf(&env[k++], "QUBE_SERVICE_ARGUMENT=%s", req->argument) < 0 ||
@@ -235,7 +250,26 @@ static int start_exec(struct conn *c, const char *rpc_dir, const struct qagent_s
 	n = snprintf(path, sizeof(path), "%s/%s", rpc_dir, svc->file);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
-	env = build_env(req);
+	/* user= from the policy: switching needs root; without it only the
+	 * agent's own user can be honoured */
+	struct passwd *pw = NULL;
+	if (req->user[0]) {
+		errno = 0;
+		pw = getpwnam(req->user);
+		if (!pw) {
+			logf_("%s+%s from %s: no user %s here", req->service, req->argument,
+			      req->source, req->user);
+			return errno ? -errno : -ESRCH;
+		}
+		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+			logf_("%s+%s from %s: cannot run as %s: the agent is not root", req->service,
+			      req->argument, req->source, req->user);
+			return -EPERM;
+		}
+		if (geteuid() != 0)
+			pw = NULL; /* already that user */
+	}
+	env = build_env(req, pw);
 	if (!env)
 		return -ENOMEM;
 	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
@@ -272,6 +306,11 @@ static int start_exec(struct conn *c, const char *rpc_dir, const struct qagent_s
 			for (int fd = 3; fd < 1024; fd++)
 				close(fd);
 		}
+		/* groups, then group, then user: after setuid nothing else can
+		 * be changed; any failure and the service does not run */
+		if (pw && (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+			   setuid(pw->pw_uid) < 0))
+			_exit(126);
 		execve(path, argv, env);
 		_exit(errno == ENOENT ? QRPC_EXIT_NO_SERVICE : 126);
 	}
@@ -735,6 +774,8 @@ static void usage(FILE *f)
 		"--rpc-dir (default %s).  At most N connections (default %u) are served\n"
 		"at once; more wait in the listen queue until one ends.  A connection must\n"
 		"deliver its request within --request-timeout seconds (default %u).\n"
+		"Services run as the agent's user, or as the user the broker names (the\n"
+		"policy's user=), which needs the agent to run as root.\n"
 		"Exit status: 2 on a usage error, 1 when it cannot listen or accept.\n",
 		QRPC_PORT_AGENT, QRPC_PORT_AGENT, QUBE_RPC_DIR, DEFAULT_MAX_CONNECTIONS,
 		DEFAULT_REQUEST_TIMEOUT_S);

@@ -17,6 +17,9 @@ struct qagent_request {
 	char service[QRPC_MAX_SERVICE + 1];
 	char argument[QRPC_MAX_ARGUMENT + 1];
 	char requested_target[QRPC_MAX_TARGET + 1];
+	/* SERVICE_START_AS (version 2): the user to run the service as, from
+	 * the policy's user=; "" (SERVICE_START): the agent's own user */
+	char user[QRPC_MAX_USER + 1];
 };
 
 /*

@@ -89,6 +89,7 @@ struct mon_call {
 	char target[QRPC_MAX_QUBE + 1]; /* resolved qube to connect to */
 	char dispvm[QRPC_MAX_QUBE + 1]; /* disposable created for this call */
 	char decision_word[16];         /* allow, deny, ask-allow, ask-deny */
+	char user[QRPC_MAX_USER + 1];   /* user= of the rule, "" for none */
 	char rule[PATH_MAX + 16];
 	char *reason;
 	bool autostart, start_tried;
@@ -881,6 +882,7 @@ static void call_try_connect(struct monitor *m, struct mon_call *c)
 		snprintf(rec.service, sizeof(rec.service), "%s", c->service);
 		snprintf(rec.argument, sizeof(rec.argument), "%s", c->argument);
 		snprintf(rec.requested_target, sizeof(rec.requested_target), "%s", c->requested);
+		snprintf(rec.user, sizeof(rec.user), "%s", c->user);
 		call_log(c, "started");
 		c->phase = MC_RUNNING;
 		ipc_queue(m, &rec, fd);
@@ -1239,6 +1241,15 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 		snprintf(c->rule, sizeof(c->rule), "%s:%u", d.rule_file, d.rule_line);
 	set_reason(c, "%s", d.reason ? d.reason : "");
 	c->autostart = d.autostart;
+	/* libqpolicy refuses a policy with an invalid user= at load, so this
+	 * holds; checked again because the value goes to the target */
+	if (d.user && (!qrpc_user_name_is_valid(d.user) || strlen(d.user) > QRPC_MAX_USER)) {
+		set_reason(c, "invalid user= value in the rule");
+		call_fail(m, c, QRPC_CALL_FAILED);
+		qpol_decision_finish(&d);
+		return;
+	}
+	snprintf(c->user, sizeof(c->user), "%s", d.user ? d.user : "");
 	switch (d.result) {
 	case QPOL_RESULT_ALLOW:
 		snprintf(c->decision_word, sizeof(c->decision_word), "allow");

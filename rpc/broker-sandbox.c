@@ -65,6 +65,7 @@ struct sb_conn {
 	bool hybrid_wait; /* agent: "OK <n>\n" not seen yet */
 	bool vsock_connecting;
 	bool start_sent_pending; /* agent: SERVICE_START sent before its HELLO */
+	bool start_after_hello;  /* agent: SERVICE_START_AS waits for its HELLO */
 	bool wr_dead;    /* writing failed: output is dropped, reading goes on */
 };
 
@@ -275,6 +276,12 @@ static int agent_begin(struct sb_call *call)
 		return r;
 	if (a->st.version != 0)
 		return conn_send(a, &call->start);
+	/* SERVICE_START_AS exists from version 2 on: wait for the agent's
+	 * HELLO to know whether it may be sent at all */
+	if (call->start.type == QRPC_MSG_SERVICE_START_AS) {
+		a->start_after_hello = true;
+		return 0;
+	}
 	/* not yet allowed by the state machine: encode now, account for it
 	 * once the agent's HELLO has arrived */
 	dst = bk_buf_reserve(&a->out, SB_MSG_MAX);
@@ -327,6 +334,23 @@ static void agent_on_msg(struct sandbox *sb, struct sb_call *call, const struct 
 		if (a->start_sent_pending) {
 			a->start_sent_pending = false;
 			if (qrpc_state_on_send(&a->st, &call->start) < 0) {
+				protocol_error(sb, call, true, "cannot start the service", -EPROTO);
+				return;
+			}
+		}
+		if (a->start_after_hello) {
+			a->start_after_hello = false;
+			if (a->st.version < 2) {
+				/* the policy says which user; an agent that cannot
+				 * be told would run the service as another one */
+				bk_log("call id=%u: the agent of %s speaks protocol version %u, which "
+				       "cannot run a service as user %s (user= in the policy)",
+				       call->id, call->target, a->st.version,
+				       call->start.u.service_start.user);
+				caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
+				return;
+			}
+			if (conn_send(a, &call->start) < 0) {
 				protocol_error(sb, call, true, "cannot start the service", -EPROTO);
 				return;
 			}
@@ -685,7 +709,9 @@ static void on_decision(struct sandbox *sb, const struct bk_ipc *rec, int fd)
 		return;
 	}
 	memcpy(call->target, rec->target, sizeof(call->target));
-	call->start = (struct qrpc_msg){ .type = QRPC_MSG_SERVICE_START };
+	call->start = (struct qrpc_msg){ .type = rec->user[0] ? QRPC_MSG_SERVICE_START_AS
+							      : QRPC_MSG_SERVICE_START };
+	memcpy(call->start.u.service_start.user, rec->user, sizeof(rec->user));
 	memcpy(call->start.u.service_start.source, rec->source, sizeof(rec->source));
 	memcpy(call->start.u.service_start.service, rec->service, sizeof(rec->service));
 	memcpy(call->start.u.service_start.argument, rec->argument, sizeof(rec->argument));

@@ -82,6 +82,7 @@ struct bk_ipc {
 	char service[QRPC_MAX_SERVICE + 1];
 	char argument[QRPC_MAX_ARGUMENT + 1];
 	char requested_target[QRPC_MAX_TARGET + 1]; /* DECISION */
+	char user[QRPC_MAX_USER + 1]; /* DECISION: the policy's user=, "" for none */
 };
 
 /* CLOSED.exit_code values above 255: how a call ended without an exit code. */

@@ -33,6 +33,7 @@ _Static_assert(QRPC_MAX_QUBE == QNAME_MAX_QUBE, "qube name cap differs from qnam
 _Static_assert(QRPC_MAX_TARGET == QNAME_MAX_TARGET, "target cap differs from qname.h");
 _Static_assert(QRPC_MAX_SERVICE == QNAME_MAX_SERVICE, "service cap differs from qname.h");
 _Static_assert(QRPC_MAX_ARGUMENT == QNAME_MAX_ARGUMENT, "argument cap differs from qname.h");
+_Static_assert(QRPC_MAX_USER == QNAME_MAX_USER, "user cap differs from qname.h");
 
 bool qrpc_qube_name_is_valid(const char *name)
 {
@@ -54,6 +55,11 @@ bool qrpc_target_is_valid(const char *target)
 	return qname_target_is_valid(target);
 }
 
+bool qrpc_user_name_is_valid(const char *user)
+{
+	return qname_user_is_valid(user);
+}
+
 /* ---- Header -------------------------------------------------------------- */
 
 /* Payload sizes: strings are a u8 length followed by that many bytes. */
@@ -72,6 +78,8 @@ uint32_t qrpc_max_payload(uint32_t type)
 	case QRPC_MSG_SERVICE_START:
 		return STR_FIELD_MAX(QRPC_MAX_QUBE) + STR_FIELD_MAX(QRPC_MAX_SERVICE) +
 		       STR_FIELD_MAX(QRPC_MAX_ARGUMENT) + STR_FIELD_MAX(QRPC_MAX_TARGET);
+	case QRPC_MSG_SERVICE_START_AS:
+		return qrpc_max_payload(QRPC_MSG_SERVICE_START) + STR_FIELD_MAX(QRPC_MAX_USER);
 	case QRPC_MSG_STDIN:
 	case QRPC_MSG_STDOUT:
 	case QRPC_MSG_STDERR:
@@ -95,6 +103,8 @@ const char *qrpc_msg_type_to_string(uint32_t type)
 		return "CALL_RESULT";
 	case QRPC_MSG_SERVICE_START:
 		return "SERVICE_START";
+	case QRPC_MSG_SERVICE_START_AS:
+		return "SERVICE_START_AS";
 	case QRPC_MSG_STDIN:
 		return "STDIN";
 	case QRPC_MSG_STDOUT:
@@ -211,6 +221,7 @@ int qrpc_msg_decode(const struct qrpc_header *header, const uint8_t *payload,
 		}
 		break;
 	case QRPC_MSG_SERVICE_START:
+	case QRPC_MSG_SERVICE_START_AS:
 		if ((r = take_str(&c, m.u.service_start.source, QRPC_MAX_QUBE,
 				  qrpc_qube_name_is_valid)) < 0 ||
 		    (r = take_str(&c, m.u.service_start.service, QRPC_MAX_SERVICE,
@@ -219,6 +230,10 @@ int qrpc_msg_decode(const struct qrpc_header *header, const uint8_t *payload,
 				  qrpc_argument_is_valid)) < 0 ||
 		    (r = take_str(&c, m.u.service_start.requested_target, QRPC_MAX_TARGET,
 				  qrpc_target_is_valid)) < 0)
+			return r;
+		if (header->type == QRPC_MSG_SERVICE_START_AS &&
+		    (r = take_str(&c, m.u.service_start.user, QRPC_MAX_USER,
+				  qrpc_user_name_is_valid)) < 0)
 			return r;
 		break;
 	case QRPC_MSG_STDIN:
@@ -323,6 +338,7 @@ int qrpc_msg_encode(const struct qrpc_msg *msg, uint8_t *buf, size_t cap, size_t
 		break;
 	}
 	case QRPC_MSG_SERVICE_START:
+	case QRPC_MSG_SERVICE_START_AS:
 		if ((r = put_str(tmp, &n, msg->u.service_start.source, QRPC_MAX_QUBE,
 				 qrpc_qube_name_is_valid)) < 0 ||
 		    (r = put_str(tmp, &n, msg->u.service_start.service, QRPC_MAX_SERVICE,
@@ -331,6 +347,10 @@ int qrpc_msg_encode(const struct qrpc_msg *msg, uint8_t *buf, size_t cap, size_t
 				 qrpc_argument_is_valid)) < 0 ||
 		    (r = put_str(tmp, &n, msg->u.service_start.requested_target, QRPC_MAX_TARGET,
 				 qrpc_target_is_valid)) < 0)
+			return r;
+		if (msg->type == QRPC_MSG_SERVICE_START_AS &&
+		    (r = put_str(tmp, &n, msg->u.service_start.user, QRPC_MAX_USER,
+				 qrpc_user_name_is_valid)) < 0)
 			return r;
 		break;
 	case QRPC_MSG_STDIN:
@@ -456,8 +476,10 @@ int qrpc_state_on_send(struct qrpc_state *s, const struct qrpc_msg *msg)
 	switch (msg->type) {
 	case QRPC_MSG_CALL_REQUEST:
 	case QRPC_MSG_SERVICE_START:
+	case QRPC_MSG_SERVICE_START_AS:
 		if (!client || (s->phase_tx & PH_REQUEST) ||
-		    (msg->type == QRPC_MSG_CALL_REQUEST) != (s->channel == QRPC_CHANNEL_CALL))
+		    (msg->type == QRPC_MSG_CALL_REQUEST) != (s->channel == QRPC_CHANNEL_CALL) ||
+		    (msg->type == QRPC_MSG_SERVICE_START_AS && s->version < 2))
 			return -EPROTO;
 		s->phase_tx |= PH_REQUEST;
 		return 0;
@@ -530,8 +552,10 @@ int qrpc_state_on_recv(struct qrpc_state *s, const struct qrpc_msg *msg)
 	switch (msg->type) {
 	case QRPC_MSG_CALL_REQUEST:
 	case QRPC_MSG_SERVICE_START:
+	case QRPC_MSG_SERVICE_START_AS:
 		if (client || (s->phase_rx & PH_REQUEST) ||
-		    (msg->type == QRPC_MSG_CALL_REQUEST) != (s->channel == QRPC_CHANNEL_CALL))
+		    (msg->type == QRPC_MSG_CALL_REQUEST) != (s->channel == QRPC_CHANNEL_CALL) ||
+		    (msg->type == QRPC_MSG_SERVICE_START_AS && s->version < 2))
 			return -EPROTO;
 		s->phase_rx |= PH_REQUEST;
 		return 0;

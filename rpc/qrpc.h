@@ -30,7 +30,7 @@
 extern "C" {
 #endif
 
-#define QRPC_PROTOCOL_VERSION     1u /* highest version this code speaks */
+#define QRPC_PROTOCOL_VERSION     2u /* highest version this code speaks */
 #define QRPC_PROTOCOL_VERSION_MIN 1u /* lowest version this code accepts */
 
 #define QRPC_PORT_AGENT  512u /* guest listens: SERVICE channel */
@@ -42,6 +42,7 @@ extern "C" {
 #define QRPC_MAX_TARGET   64u    /* requested target: name or @keyword form */
 #define QRPC_MAX_SERVICE  64u    /* service name: 1-64 of [A-Za-z0-9_.-] */
 #define QRPC_MAX_ARGUMENT 64u    /* argument: 0-64 of [A-Za-z0-9_.+-] */
+#define QRPC_MAX_USER     32u    /* user: 1-32 of [A-Za-z0-9_.-], not leading '-' or '.' */
 /* Largest payload of any message type. */
 #define QRPC_MAX_PAYLOAD  QRPC_MAX_DATA
 
@@ -50,6 +51,7 @@ enum qrpc_msg_type {
 	QRPC_MSG_CALL_REQUEST = 0x10,  /* CALL: caller -> broker */
 	QRPC_MSG_CALL_RESULT = 0x11,   /* CALL: broker -> caller */
 	QRPC_MSG_SERVICE_START = 0x20, /* SERVICE: broker -> agent */
+	QRPC_MSG_SERVICE_START_AS = 0x21, /* the same, run as a user (version 2) */
 	QRPC_MSG_STDIN = 0x30,         /* data toward the service */
 	QRPC_MSG_STDOUT = 0x31,        /* data from the service */
 	QRPC_MSG_STDERR = 0x32,        /* data from the service */
@@ -100,6 +102,7 @@ struct qrpc_msg {
 			char service[QRPC_MAX_SERVICE + 1];
 			char argument[QRPC_MAX_ARGUMENT + 1];
 			char requested_target[QRPC_MAX_TARGET + 1];
+			char user[QRPC_MAX_USER + 1]; /* SERVICE_START_AS; "" for SERVICE_START */
 		} service_start;
 		struct {
 			const uint8_t *data; /* STDIN/STDOUT/STDERR, 1..QRPC_MAX_DATA */
@@ -148,6 +151,8 @@ bool qrpc_service_name_is_valid(const char *name);
 bool qrpc_argument_is_valid(const char *arg);
 /* A qube name, "@default", "@adminvm", "@dispvm" or "@dispvm:NAME". */
 bool qrpc_target_is_valid(const char *target);
+/* The user of SERVICE_START_AS (a policy's user=). */
+bool qrpc_user_name_is_valid(const char *user);
 
 const char *qrpc_msg_type_to_string(uint32_t type);
 

@@ -6,7 +6,7 @@
  * resolved against a real service directory made once per process.
  *
  * Invariants (abort on violation): an accepted request's fields pass the
- * qrpc name rules; the resolved file name is "SERVICE+ARG" or "SERVICE",
+ * qrpc name rules (a user only with version 2); the resolved file name is "SERVICE+ARG" or "SERVICE",
  * holds no '/', does not start with '.'; the socket header fits and is
  * one line; feeding any shorter prefix never yields a different request.
  */
@@ -75,7 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (used > size || !qrpc_qube_name_is_valid(req.source) ||
 	    !qrpc_service_name_is_valid(req.service) || !qrpc_argument_is_valid(req.argument) ||
-	    !qrpc_target_is_valid(req.requested_target) || req.version != QRPC_PROTOCOL_VERSION)
+	    !qrpc_target_is_valid(req.requested_target) || req.version < QRPC_PROTOCOL_VERSION_MIN ||
+	    req.version > QRPC_PROTOCOL_VERSION)
+		abort();
+	/* a user only through SERVICE_START_AS, which needs version 2 */
+	if (req.user[0] && (req.version < 2 || !qrpc_user_name_is_valid(req.user)))
 		abort();
 	/* the same bytes cut short are incomplete, never another request */
 	struct qrpc_state st2;

@@ -6,7 +6,9 @@
  */
 #include "qrpc.h"
 
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "check.h"
@@ -662,14 +664,117 @@ static void expect_closed(const uint8_t *bytes, size_t len, const char *what)
 	close(fd);
 }
 
+/* SERVICE_START_AS (version 2): the service runs as the policy's user=,
+ * with that user's HOME/USER/LOGNAME; an unknown user, or any other user
+ * when the agent is not root, cannot be started (126); a version-1
+ * connection cannot send it at all. */
+static void run_as(const char *user, struct result *res)
+{
+	struct qrpc_state st;
+	uint8_t buf[QRPC_HEADER_SIZE + QRPC_MAX_PAYLOAD];
+	struct qrpc_msg m = { .type = QRPC_MSG_HELLO };
+
+	memset(res, 0, sizeof(*res));
+	int fd = qrpc_host_connect_guest(&tr, QRPC_PORT_AGENT);
+	if (fd < 0) {
+		res->rc = fd;
+		return;
+	}
+	qrpc_state_init(&st, QRPC_CHANNEL_SERVICE, QRPC_SIDE_CLIENT);
+	m.u.hello.version_min = 1;
+	m.u.hello.version_max = 2;
+	int r;
+	if ((r = qrpc_state_on_send(&st, &m)) < 0 || (r = qrpc_write_msg(fd, &m)) < 0 ||
+	    (r = qrpc_read_msg(fd, buf, sizeof(buf), &m)) < 0 ||
+	    (r = qrpc_state_on_recv(&st, &m)) < 0) {
+		res->rc = r;
+		close(fd);
+		return;
+	}
+	CHECK_INT(st.version, 2);
+	m = (struct qrpc_msg){ .type = QRPC_MSG_SERVICE_START_AS };
+	snprintf(m.u.service_start.source, sizeof(m.u.service_start.source), "work");
+	snprintf(m.u.service_start.service, sizeof(m.u.service_start.service), "whoami");
+	snprintf(m.u.service_start.requested_target, sizeof(m.u.service_start.requested_target),
+		 "@default");
+	snprintf(m.u.service_start.user, sizeof(m.u.service_start.user), "%s", user);
+	if ((r = qrpc_state_on_send(&st, &m)) < 0 || (r = qrpc_write_msg(fd, &m)) < 0) {
+		res->rc = r;
+		close(fd);
+		return;
+	}
+	stream(fd, &st, NULL, 0, SEND_EOF, res);
+	close(fd);
+}
+
+static void test_run_as(void)
+{
+	struct result r;
+	char want[256];
+	struct passwd *me = getpwuid(geteuid());
+	struct passwd *nobody = getpwnam("nobody");
+
+	CHECK(me != NULL && nobody != NULL);
+	if (!me || !nobody)
+		return;
+	/* the service directory must be reachable by the other user */
+	chmod(dir, 0755);
+	tl_write_file(rpc_dir, "whoami", "#!/bin/sh\necho \"$(id -u) $(id -g) $USER $LOGNAME $HOME\"\n",
+		      0755);
+	/* the agent's own user: always possible */
+	char my_name[64];
+	snprintf(my_name, sizeof(my_name), "%s", me->pw_name);
+	run_as(my_name, &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 0);
+	snprintf(want, sizeof(want), "%u ", (unsigned)geteuid());
+	CHECK(r.out && strncmp((char *)r.out, want, strlen(want)) == 0);
+	result_free(&r);
+
+	run_as("nobody", &r);
+	CHECK_INT(r.rc, 0);
+	if (geteuid() == 0) {
+		CHECK_INT(r.exit_code, 0);
+		snprintf(want, sizeof(want), "%u %u nobody nobody %s\n", (unsigned)nobody->pw_uid,
+			 (unsigned)nobody->pw_gid, nobody->pw_dir);
+		CHECK_STR((char *)r.out, want);
+	} else {
+		fprintf(stderr, "test-agent: not root: running as another user must fail (126)\n");
+		CHECK_INT(r.exit_code, 126);
+		CHECK_INT(r.out_len, 0);
+	}
+	result_free(&r);
+
+	run_as("no-such-user-here", &r);
+	CHECK_INT(r.rc, 0);
+	CHECK_INT(r.exit_code, 126);
+	CHECK_INT(r.out_len, 0);
+	result_free(&r);
+
+	/* version 1 negotiated: SERVICE_START_AS is out of the protocol */
+	static const uint8_t hello_v1[] = { 1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 };
+	uint8_t b[512];
+	struct qrpc_msg m = { .type = QRPC_MSG_SERVICE_START_AS };
+	size_t len;
+	snprintf(m.u.service_start.source, sizeof(m.u.service_start.source), "work");
+	snprintf(m.u.service_start.service, sizeof(m.u.service_start.service), "whoami");
+	snprintf(m.u.service_start.requested_target, sizeof(m.u.service_start.requested_target),
+		 "@default");
+	snprintf(m.u.service_start.user, sizeof(m.u.service_start.user), "nobody");
+	memcpy(b, hello_v1, sizeof(hello_v1));
+	CHECK_INT(qrpc_msg_encode(&m, b + sizeof(hello_v1), sizeof(b) - sizeof(hello_v1), &len), 0);
+	expect_closed(b, sizeof(hello_v1) + len, "SERVICE_START_AS in version 1");
+}
+
 static void test_bad_requests(void)
 {
 	static const uint8_t hello_v1[] = { 1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 };
-	static const uint8_t hello_v2[] = { 1, 0, 0, 0, 8, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0 };
+	/* versions 3..4: none in common with this agent (1..2) */
+	static const uint8_t hello_v3[] = { 1, 0, 0, 0, 8, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0 };
 	uint8_t b[256];
 	size_t n;
 
-	expect_closed(hello_v2, sizeof(hello_v2), "version mismatch");
+	expect_closed(hello_v3, sizeof(hello_v3), "version mismatch");
 	/* a CALL_REQUEST on the SERVICE channel */
 	memcpy(b, hello_v1, 16);
 	static const uint8_t req[] = { 0x10, 0, 0, 0, 5, 0, 0, 0, 1, 'w', 1, 's', 0 };
@@ -1016,6 +1121,7 @@ int main(int argc, char **argv)
 	test_concurrent();
 	test_backpressure();
 	test_bad_requests();
+	test_run_as();
 	test_service_fds();
 	test_broker_gone();
 	test_connection_limit(argv[1]);

@@ -221,7 +221,7 @@ static void test_rejections(void)
 	size_t len, used;
 
 	/* Unknown types. */
-	uint32_t unknown[] = { 0, 2, 0x12, 0x21, 0x34, 0x41, 0xffffffffu };
+	uint32_t unknown[] = { 0, 2, 0x12, 0x22, 0x34, 0x41, 0xffffffffu };
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		len = raw_msg(raw, unknown[i], "", 0);
 		CHECK_INT(qrpc_header_decode(raw, &h), -EPROTO);
@@ -650,6 +650,71 @@ static void test_versions(void)
 	CHECK_INT(s.version, QRPC_PROTOCOL_VERSION);
 }
 
+/* SERVICE_START_AS (version 2): SERVICE_START plus a user name; the codec
+ * checks the user like every name, the state machine allows the message
+ * only once version 2 is agreed. */
+static void test_service_start_as(void)
+{
+	struct qrpc_msg m = service_start("work", "svc", "a1", "@default"), out;
+	size_t len;
+
+	m.type = QRPC_MSG_SERVICE_START_AS;
+	snprintf(m.u.service_start.user, sizeof(m.u.service_start.user), "nobody");
+	CHECK_INT(roundtrip(&m, &out, &len), 0);
+	CHECK_INT(out.type, QRPC_MSG_SERVICE_START_AS);
+	CHECK_STR(out.u.service_start.user, "nobody");
+	CHECK_STR(out.u.service_start.argument, "a1");
+	CHECK_INT(len, QRPC_HEADER_SIZE + 1 + 4 + 1 + 3 + 1 + 2 + 1 + 8 + 1 + 6);
+	CHECK_INT(qrpc_max_payload(QRPC_MSG_SERVICE_START_AS),
+		  qrpc_max_payload(QRPC_MSG_SERVICE_START) + 1 + QRPC_MAX_USER);
+	/* a plain SERVICE_START decodes with an empty user */
+	struct qrpc_msg plain = service_start("work", "svc", "", "work");
+	CHECK_INT(roundtrip(&plain, &out, &len), 0);
+	CHECK_STR(out.u.service_start.user, "");
+	/* the user is a name like any other: not empty, no '/', no leading '-' */
+	const char *bad[] = { "", "-x", ".x", "a/b", "a b", "a$" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct qrpc_msg b = m;
+		snprintf(b.u.service_start.user, sizeof(b.u.service_start.user), "%s", bad[i]);
+		CHECK_INT(qrpc_msg_encode(&b, buf, sizeof(buf), &len), -EINVAL);
+	}
+	/* on the wire: a user "a/b", and a SERVICE_START_AS without the user */
+	uint8_t raw[512];
+	size_t n = 0;
+	const char *fields[] = { "work", "svc", "", "work", "a/b" };
+	for (int i = 0; i < 5; i++) {
+		raw[QRPC_HEADER_SIZE + n++] = (uint8_t)strlen(fields[i]);
+		memcpy(raw + QRPC_HEADER_SIZE + n, fields[i], strlen(fields[i]));
+		n += strlen(fields[i]);
+	}
+	uint32_t t = QRPC_MSG_SERVICE_START_AS, l = (uint32_t)n;
+	memcpy(raw, &t, 4); /* little-endian host: the test machine is x86 */
+	memcpy(raw + 4, &l, 4);
+	CHECK_INT(decode_raw(raw, QRPC_HEADER_SIZE + n, &out), -EBADMSG);
+	l = (uint32_t)(n - 4); /* the user field cut off */
+	memcpy(raw + 4, &l, 4);
+	CHECK_INT(decode_raw(raw, QRPC_HEADER_SIZE + l, &out), -EBADMSG);
+
+	/* state: version 1 refuses it both ways, version 2 takes it once */
+	struct pair p;
+	pair_init(&p, QRPC_CHANNEL_SERVICE);
+	hellos(&p);
+	CHECK_INT(qrpc_state_on_send(&p.client, &m), -EPROTO);
+	CHECK_INT(qrpc_state_on_recv(&p.server, &m), -EPROTO);
+	pair_init(&p, QRPC_CHANNEL_SERVICE);
+	CHECK_INT(c2s(&p, hello(1, 2)), 0);
+	CHECK_INT(s2c(&p, hello(1, 2)), 0);
+	CHECK_INT(p.client.version, 2);
+	CHECK_INT(c2s(&p, m), 0);
+	CHECK_INT(c2s(&p, m), -EPROTO);
+	CHECK_INT(c2s(&p, data(QRPC_MSG_STDIN, "a", 1)), 0);
+	/* never on the CALL channel */
+	pair_init(&p, QRPC_CHANNEL_CALL);
+	CHECK_INT(c2s(&p, hello(1, 2)), 0);
+	CHECK_INT(s2c(&p, hello(1, 2)), 0);
+	CHECK_INT(qrpc_state_on_send(&p.client, &m), -EPROTO);
+}
+
 /* EOF with a stream number out of range, handed to the state machine
  * without going through the decoder: refused, and (checked by UBSan in the
  * sanitizer build) without shifting 1u by 32 or more first. */
@@ -755,5 +820,6 @@ int main(void)
 	test_names_shared();
 	test_state_parse();
 	test_buf_make_room();
+	test_service_start_as();
 	return check_exit_code("test-codec");
 }

@@ -153,8 +153,8 @@ qpid=$!
 t_ready=$(ms_since "$start")
 hello=$(python3 "$lib/hybrid-wait.py" "$T/qubes/guestvm/vsock" 512 120) || die "guest agent did not answer on port 512"
 t_agent=$(ms_since "$start")
-check "guest agent answers CONNECT 512 through qube-vsockd with HELLO" \
-  test "${hello#* }" = 01000000080000000100000001000000
+check "guest agent answers CONNECT 512 through qube-vsockd with HELLO {1, 2}" \
+  test "${hello#* }" = 01000000080000000100000002000000
 
 # ---- 2. guest -> broker -> simvm (runs on its own from qube.run) -------------------
 # the console is written byte by byte: wait for the line after the last

@@ -25,6 +25,9 @@ test.Exit        *  work  personal    allow
 test.IgnoreStdin *  work  personal    allow
 test.Forever     *  work  personal    allow
 test.Silent      *  work  personal    allow
+test.Whoami      *  work  personal    allow user=nobody
+test.WhoamiMe    *  work  personal    allow user=root
+test.Ghost       *  work  personal    allow user=no-such-user
 test.Missing     *  work  personal    allow
 test.Ask         *  work  @anyvm      ask default_target=personal
 P
@@ -123,6 +126,27 @@ kill -9 "$CP"; wait "$CP" 2>/dev/null || true
 silent_gone() { ! silent_running; }
 wait_for 20 "the silent service of a killed caller terminated" silent_gone
 ok "caller killed after its stdin ended, service silent: call ended, service gone"
+
+# -- user= (protocol version 2, SERVICE_START_AS): the service runs as the
+# policy's user, with its HOME/USER/LOGNAME; an unknown user: 126
+for s in test.Whoami test.WhoamiMe test.Ghost; do
+	printf '#!/bin/sh\necho "$(id -un) $USER $LOGNAME $HOME"\n' > "$T/rpc/$s"
+	chmod 0755 "$T/rpc/$s"
+done
+if [ "$(id -u)" = 0 ]; then
+	chmod 0755 "$T" "$T/rpc" # the service directory must be reachable by nobody
+	out=$(call work personal test.Whoami </dev/null) && rc=0 || rc=$?
+	check "user=nobody: the service ran as nobody ($rc: $out)" \
+		test "$rc:$out" = "0:nobody nobody nobody $(getent passwd nobody | cut -d: -f6)"
+	out=$(call work personal test.WhoamiMe </dev/null) && rc=0 || rc=$?
+	check "user=root: as root ($rc: $out)" test "$rc:${out%% *}" = "0:root"
+else
+	echo "# not root: the agent cannot switch users; checking the refusal instead"
+	out=$(call work personal test.Whoami </dev/null 2>/dev/null) && rc=0 || rc=$?
+	check "user=nobody with a non-root agent: cannot be started (126)" test "$rc" = 126
+fi
+out=$(call work personal test.Ghost </dev/null 2>/dev/null) && rc=0 || rc=$?
+check "user= naming no user in the target: 126, nothing ran ($rc: $out)" test "$rc:$out" = "126:"
 
 # -- a caller that half-closes its socket after EOF(stdin) (as a client
 # other than qube-call may) still gets the whole output and the exit code
