@@ -407,10 +407,11 @@ void qrpc_state_init(struct qrpc_state *state, enum qrpc_channel channel, enum q
 	state->self = self;
 }
 
-static uint32_t negotiate(uint32_t peer_min, uint32_t peer_max)
+/* The highest version in both ranges, 0 if none. */
+static uint32_t negotiate(uint32_t a_min, uint32_t a_max, uint32_t b_min, uint32_t b_max)
 {
-	uint32_t hi = peer_max < QRPC_PROTOCOL_VERSION ? peer_max : QRPC_PROTOCOL_VERSION;
-	uint32_t lo = peer_min > QRPC_PROTOCOL_VERSION_MIN ? peer_min : QRPC_PROTOCOL_VERSION_MIN;
+	uint32_t hi = a_max < b_max ? a_max : b_max;
+	uint32_t lo = a_min > b_min ? a_min : b_min;
 	return hi >= lo ? hi : 0;
 }
 
@@ -466,6 +467,16 @@ int qrpc_state_on_send(struct qrpc_state *s, const struct qrpc_msg *msg)
 	if (msg->type == QRPC_MSG_HELLO) {
 		if (s->phase_tx & PH_HELLO)
 			return -EPROTO;
+		/* the version is agreed from what the two HELLOs offered */
+		if (s->phase_rx & PH_HELLO) {
+			uint32_t v = negotiate(msg->u.hello.version_min, msg->u.hello.version_max,
+					       s->rx_min, s->rx_max);
+			if (v == 0)
+				return -EPROTO; /* this HELLO has no version in common */
+			s->version = v;
+		}
+		s->tx_min = msg->u.hello.version_min;
+		s->tx_max = msg->u.hello.version_max;
 		s->phase_tx |= PH_HELLO;
 		return 0;
 	}
@@ -533,10 +544,17 @@ int qrpc_state_on_recv(struct qrpc_state *s, const struct qrpc_msg *msg)
 	if (msg->type == QRPC_MSG_HELLO) {
 		if (s->phase_rx & PH_HELLO)
 			return -EPROTO;
-		uint32_t v = negotiate(msg->u.hello.version_min, msg->u.hello.version_max);
+		/* against the range our HELLO offered, or (not sent yet) the
+		 * range this code speaks */
+		bool sent = s->phase_tx & PH_HELLO;
+		uint32_t v = negotiate(msg->u.hello.version_min, msg->u.hello.version_max,
+				       sent ? s->tx_min : QRPC_PROTOCOL_VERSION_MIN,
+				       sent ? s->tx_max : QRPC_PROTOCOL_VERSION);
 		if (v == 0)
 			return -EPROTO; /* no version in common */
-		s->version = v;
+		s->rx_min = msg->u.hello.version_min;
+		s->rx_max = msg->u.hello.version_max;
+		s->version = sent ? v : 0; /* agreed once both HELLOs are known */
 		s->phase_rx |= PH_HELLO;
 		return 0;
 	}

@@ -175,6 +175,8 @@ struct qrpc_state {
 	enum qrpc_channel channel;
 	enum qrpc_side self;
 	uint32_t version;   /* negotiated; 0 until both hellos seen */
+	uint32_t tx_min, tx_max; /* the range our HELLO offered (private) */
+	uint32_t rx_min, rx_max; /* the range the peer's HELLO offered (private) */
 	unsigned phase_tx;  /* private to qrpc.c */
 	unsigned phase_rx;  /* private to qrpc.c */
 	unsigned eof_tx;    /* bitmask of 1u << enum qrpc_stream sent */

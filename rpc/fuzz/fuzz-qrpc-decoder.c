@@ -8,6 +8,8 @@
  *   then records  op < 0x80: the peer sends the message that follows
  *                 (8-byte header + payload, parsed with qrpc_msg_parse);
  *                 op >= 0x80: we send message kind (op & 0x0f), no bytes
+ *                 (HELLO {1,1} or {1,2}, SERVICE_START(_AS), data, EOF,
+ *                 EXIT; see our_msg)
  *
  * Invariants checked (abort on violation):
  *   - a decoded message re-encodes to exactly the bytes it came from;
@@ -67,6 +69,18 @@ static struct qrpc_msg our_msg(unsigned kind)
 		m.type = QRPC_MSG_EOF;
 		m.u.eof.stream = kind - 9;
 		break;
+	case 12:
+		m.type = QRPC_MSG_HELLO;
+		m.u.hello.version_min = 1;
+		m.u.hello.version_max = 2;
+		break;
+	case 13:
+		m.type = QRPC_MSG_SERVICE_START_AS;
+		strcpy(m.u.service_start.source, "src");
+		strcpy(m.u.service_start.service, "svc");
+		strcpy(m.u.service_start.requested_target, "@default");
+		strcpy(m.u.service_start.user, "nobody");
+		break;
 	default:
 		m.type = QRPC_MSG_EXIT;
 		m.u.exit.code = kind;
@@ -100,8 +114,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t op = data[off++];
 		if (op >= 0x80) {
 			struct qrpc_msg m = our_msg(op & 0x0f);
-			if (qrpc_state_on_send(&us, &m) == 0 && qrpc_state_on_recv(&peer, &m) != 0)
+			if (qrpc_state_on_send(&us, &m) == 0 && qrpc_state_on_recv(&peer, &m) != 0) {
+				if (m.type == QRPC_MSG_HELLO)
+					return 0; /* no version in common: the connection ends */
 				abort();
+			}
 			continue;
 		}
 		struct qrpc_msg untrusted_msg;

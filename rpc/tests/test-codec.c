@@ -634,7 +634,33 @@ static void test_versions(void)
 	qrpc_state_init(&s, QRPC_CHANNEL_CALL, QRPC_SIDE_SERVER);
 	h = hello(1, 9);
 	CHECK_INT(qrpc_state_on_recv(&s, &h), 0);
+	CHECK_INT(s.version, 0); /* agreed once both HELLOs are known */
+	h = hello(QRPC_PROTOCOL_VERSION_MIN, QRPC_PROTOCOL_VERSION);
+	CHECK_INT(qrpc_state_on_send(&s, &h), 0);
 	CHECK_INT(s.version, QRPC_PROTOCOL_VERSION);
+
+	/* the version comes from what the HELLOs offered, not from what the
+	 * code could speak: we offered {1,1}, the peer {2,2}: none in common */
+	qrpc_state_init(&s, QRPC_CHANNEL_SERVICE, QRPC_SIDE_SERVER);
+	h = hello(1, 1);
+	CHECK_INT(qrpc_state_on_send(&s, &h), 0);
+	h = hello(2, 2);
+	CHECK_INT(qrpc_state_on_recv(&s, &h), -EPROTO);
+	CHECK_INT(s.version, 0);
+	/* and the other order: the peer's {2,2} first, then our {1,1} */
+	qrpc_state_init(&s, QRPC_CHANNEL_SERVICE, QRPC_SIDE_SERVER);
+	h = hello(2, 2);
+	CHECK_INT(qrpc_state_on_recv(&s, &h), 0);
+	h = hello(1, 1);
+	CHECK_INT(qrpc_state_on_send(&s, &h), -EPROTO);
+	CHECK_INT(s.version, 0);
+	/* we offered {1,1}, the peer {1,2}: version 1 */
+	qrpc_state_init(&s, QRPC_CHANNEL_SERVICE, QRPC_SIDE_CLIENT);
+	h = hello(1, 1);
+	CHECK_INT(qrpc_state_on_send(&s, &h), 0);
+	h = hello(1, 2);
+	CHECK_INT(qrpc_state_on_recv(&s, &h), 0);
+	CHECK_INT(s.version, 1);
 
 	qrpc_state_init(&s, QRPC_CHANNEL_CALL, QRPC_SIDE_SERVER);
 	h = hello(QRPC_PROTOCOL_VERSION + 1, QRPC_PROTOCOL_VERSION + 5);
@@ -645,6 +671,8 @@ static void test_versions(void)
 	CHECK_INT(qrpc_state_on_recv(&s, &req), -EPROTO);
 
 	qrpc_state_init(&s, QRPC_CHANNEL_SERVICE, QRPC_SIDE_CLIENT);
+	h = hello(QRPC_PROTOCOL_VERSION_MIN, QRPC_PROTOCOL_VERSION);
+	CHECK_INT(qrpc_state_on_send(&s, &h), 0);
 	h = hello(QRPC_PROTOCOL_VERSION, 0xffffffffu);
 	CHECK_INT(qrpc_state_on_recv(&s, &h), 0);
 	CHECK_INT(s.version, QRPC_PROTOCOL_VERSION);
