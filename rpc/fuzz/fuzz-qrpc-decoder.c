@@ -51,10 +51,13 @@ static struct qrpc_msg our_msg(unsigned kind)
 		m.u.call_result.exit_code = kind == 2 ? 0 : kind == 3 ? 126 : 125;
 		break;
 	case 5:
-		m.type = QRPC_MSG_SERVICE_START;
+	case 13:
+		m.type = kind == 5 ? QRPC_MSG_SERVICE_START : QRPC_MSG_SERVICE_START_AS;
 		strcpy(m.u.service_start.source, "src");
 		strcpy(m.u.service_start.service, "svc");
 		strcpy(m.u.service_start.requested_target, "@default");
+		if (kind == 13)
+			strcpy(m.u.service_start.user, "nobody");
 		break;
 	case 6:
 	case 7:
@@ -73,13 +76,6 @@ static struct qrpc_msg our_msg(unsigned kind)
 		m.type = QRPC_MSG_HELLO;
 		m.u.hello.version_min = 1;
 		m.u.hello.version_max = 2;
-		break;
-	case 13:
-		m.type = QRPC_MSG_SERVICE_START_AS;
-		strcpy(m.u.service_start.source, "src");
-		strcpy(m.u.service_start.service, "svc");
-		strcpy(m.u.service_start.requested_target, "@default");
-		strcpy(m.u.service_start.user, "nobody");
 		break;
 	default:
 		m.type = QRPC_MSG_EXIT;
