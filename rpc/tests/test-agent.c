@@ -55,7 +55,8 @@ enum {
 	NO_STDIN_END = 8, /* neither: the caller keeps the connection (returns fd) */
 };
 
-static int connect_hello(struct qrpc_state *st)
+/* Connects and exchanges HELLOs, offering versions 1..VERSION_MAX. */
+static int connect_hello(struct qrpc_state *st, uint32_t version_max)
 {
 	uint8_t buf[QRPC_HEADER_SIZE + QRPC_MAX_PAYLOAD];
 	struct qrpc_msg m = { .type = QRPC_MSG_HELLO };
@@ -64,7 +65,7 @@ static int connect_hello(struct qrpc_state *st)
 		return fd;
 	qrpc_state_init(st, QRPC_CHANNEL_SERVICE, QRPC_SIDE_CLIENT);
 	m.u.hello.version_min = 1;
-	m.u.hello.version_max = 1;
+	m.u.hello.version_max = version_max;
 	int r;
 	if ((r = qrpc_state_on_send(st, &m)) < 0 || (r = qrpc_write_msg(fd, &m)) < 0 ||
 	    (r = qrpc_read_msg(fd, buf, sizeof(buf), &m)) < 0 || (r = qrpc_state_on_recv(st, &m)) < 0) {
@@ -74,14 +75,24 @@ static int connect_hello(struct qrpc_state *st)
 	return fd;
 }
 
-static int send_start(int fd, struct qrpc_state *st, const char *service, const char *arg)
+/* SERVICE_START, or with a USER SERVICE_START_AS (version 2). */
+static struct qrpc_msg start_msg(const char *service, const char *arg, const char *user)
 {
-	struct qrpc_msg m = { .type = QRPC_MSG_SERVICE_START };
+	struct qrpc_msg m = { .type = user ? QRPC_MSG_SERVICE_START_AS : QRPC_MSG_SERVICE_START };
 	snprintf(m.u.service_start.source, sizeof(m.u.service_start.source), "work");
 	snprintf(m.u.service_start.service, sizeof(m.u.service_start.service), "%s", service);
 	snprintf(m.u.service_start.argument, sizeof(m.u.service_start.argument), "%s", arg);
 	snprintf(m.u.service_start.requested_target, sizeof(m.u.service_start.requested_target),
 		 "@default");
+	if (user)
+		snprintf(m.u.service_start.user, sizeof(m.u.service_start.user), "%s", user);
+	return m;
+}
+
+static int send_start(int fd, struct qrpc_state *st, const char *service, const char *arg,
+		      const char *user)
+{
+	struct qrpc_msg m = start_msg(service, arg, user);
 	int r = qrpc_state_on_send(st, &m);
 	return r < 0 ? r : qrpc_write_msg(fd, &m);
 }
@@ -200,12 +211,12 @@ static void run(const char *service, const char *arg, const void *in, size_t in_
 {
 	struct qrpc_state st;
 	memset(res, 0, sizeof(*res));
-	int fd = connect_hello(&st);
+	int fd = connect_hello(&st, 1);
 	if (fd < 0) {
 		res->rc = fd;
 		return;
 	}
-	int r = send_start(fd, &st, service, arg);
+	int r = send_start(fd, &st, service, arg, NULL);
 	if (r < 0) {
 		res->rc = r;
 		close(fd);
@@ -519,11 +530,11 @@ static void test_concurrent(void)
 {
 	struct qrpc_state st_a;
 	struct result r;
-	int a = connect_hello(&st_a);
+	int a = connect_hello(&st_a, 1);
 	CHECK(a >= 0);
 	if (a < 0)
 		return;
-	CHECK_INT(send_start(a, &st_a, "block", ""), 0);
+	CHECK_INT(send_start(a, &st_a, "block", "", NULL), 0);
 	pid_t pid = read_pid_file("block.pid");
 	CHECK(pid > 0);
 	run("echo", "b", NULL, 0, SEND_EOF, &r);
@@ -582,11 +593,11 @@ static pid_t proc_ppid(pid_t pid)
 static void test_backpressure(void)
 {
 	struct qrpc_state st;
-	int fd = connect_hello(&st);
+	int fd = connect_hello(&st, 1);
 	CHECK(fd >= 0);
 	if (fd < 0)
 		return;
-	CHECK_INT(send_start(fd, &st, "flood", ""), 0);
+	CHECK_INT(send_start(fd, &st, "flood", "", NULL), 0);
 	pid_t pid = read_pid_file("flood.pid");
 	CHECK(pid > 0);
 	if (pid <= 0) {
@@ -671,34 +682,16 @@ static void expect_closed(const uint8_t *bytes, size_t len, const char *what)
 static void run_as(const char *user, struct result *res)
 {
 	struct qrpc_state st;
-	uint8_t buf[QRPC_HEADER_SIZE + QRPC_MAX_PAYLOAD];
-	struct qrpc_msg m = { .type = QRPC_MSG_HELLO };
 
 	memset(res, 0, sizeof(*res));
-	int fd = qrpc_host_connect_guest(&tr, QRPC_PORT_AGENT);
+	int fd = connect_hello(&st, 2);
 	if (fd < 0) {
 		res->rc = fd;
 		return;
 	}
-	qrpc_state_init(&st, QRPC_CHANNEL_SERVICE, QRPC_SIDE_CLIENT);
-	m.u.hello.version_min = 1;
-	m.u.hello.version_max = 2;
-	int r;
-	if ((r = qrpc_state_on_send(&st, &m)) < 0 || (r = qrpc_write_msg(fd, &m)) < 0 ||
-	    (r = qrpc_read_msg(fd, buf, sizeof(buf), &m)) < 0 ||
-	    (r = qrpc_state_on_recv(&st, &m)) < 0) {
-		res->rc = r;
-		close(fd);
-		return;
-	}
 	CHECK_INT(st.version, 2);
-	m = (struct qrpc_msg){ .type = QRPC_MSG_SERVICE_START_AS };
-	snprintf(m.u.service_start.source, sizeof(m.u.service_start.source), "work");
-	snprintf(m.u.service_start.service, sizeof(m.u.service_start.service), "whoami");
-	snprintf(m.u.service_start.requested_target, sizeof(m.u.service_start.requested_target),
-		 "@default");
-	snprintf(m.u.service_start.user, sizeof(m.u.service_start.user), "%s", user);
-	if ((r = qrpc_state_on_send(&st, &m)) < 0 || (r = qrpc_write_msg(fd, &m)) < 0) {
+	int r = send_start(fd, &st, "whoami", "", user);
+	if (r < 0) {
 		res->rc = r;
 		close(fd);
 		return;
@@ -754,13 +747,8 @@ static void test_run_as(void)
 	/* version 1 negotiated: SERVICE_START_AS is out of the protocol */
 	static const uint8_t hello_v1[] = { 1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 };
 	uint8_t b[512];
-	struct qrpc_msg m = { .type = QRPC_MSG_SERVICE_START_AS };
+	struct qrpc_msg m = start_msg("whoami", "", "nobody");
 	size_t len;
-	snprintf(m.u.service_start.source, sizeof(m.u.service_start.source), "work");
-	snprintf(m.u.service_start.service, sizeof(m.u.service_start.service), "whoami");
-	snprintf(m.u.service_start.requested_target, sizeof(m.u.service_start.requested_target),
-		 "@default");
-	snprintf(m.u.service_start.user, sizeof(m.u.service_start.user), "nobody");
 	memcpy(b, hello_v1, sizeof(hello_v1));
 	CHECK_INT(qrpc_msg_encode(&m, b + sizeof(hello_v1), sizeof(b) - sizeof(hello_v1), &len), 0);
 	expect_closed(b, sizeof(hello_v1) + len, "SERVICE_START_AS in version 1");
@@ -858,11 +846,11 @@ static void test_broker_gone(void)
 {
 	struct qrpc_state st;
 	char *p;
-	int fd = connect_hello(&st);
+	int fd = connect_hello(&st, 1);
 	CHECK(fd >= 0);
 	if (fd < 0)
 		return;
-	CHECK_INT(send_start(fd, &st, "stubborn", ""), 0);
+	CHECK_INT(send_start(fd, &st, "stubborn", "", NULL), 0);
 	pid_t svc = read_pid_file("stubborn.pid");
 	CHECK(svc > 0);
 	if (asprintf(&p, "%s/stubborn.pid", dir) < 0)
@@ -905,7 +893,7 @@ static void test_connection_limit(const char *agent_path)
 	tr = lt;
 
 	struct qrpc_state s1, s2;
-	int a = connect_hello(&s1), b = connect_hello(&s2);
+	int a = connect_hello(&s1, 1), b = connect_hello(&s2, 1);
 	CHECK(a >= 0 && b >= 0);
 	/* the third: the kernel queues it, the agent does not take it (a raw
 	 * connect: waiting for the "OK" line would only time out) */
@@ -918,7 +906,7 @@ static void test_connection_limit(const char *agent_path)
 	close(c);
 	/* one ends: the next connection is served */
 	if (a >= 0) {
-		CHECK_INT(send_start(a, &s1, "over", ""), 0);
+		CHECK_INT(send_start(a, &s1, "over", "", NULL), 0);
 		struct result r;
 		memset(&r, 0, sizeof(r));
 		stream(a, &s1, NULL, 0, SEND_EOF, &r);
