@@ -764,6 +764,21 @@ out:
 
 /* ---- Main ----------------------------------------------------------------- */
 
+/* A numeric option: 1..MAX (UNIT names what it counts in the message). */
+static int parse_option(const char *opt, const char *s, unsigned max, const char *unit,
+			unsigned *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < 1 || v > max) {
+		fprintf(stderr, "qube-agent: %s: want 1-%u%s, not '%s'\n", opt, max, unit, s);
+		return -EINVAL;
+	}
+	*ret = (unsigned)v;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -844,27 +859,14 @@ int main(int argc, char **argv)
 			snprintf(name_buf, sizeof(name_buf), "qube-agent[%s]", optarg);
 			agent_name = name_buf;
 			break;
-		case 'm': {
-			char *end;
-			errno = 0;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || optarg[0] == '-' || v < 1 || v > 65536) {
-				fprintf(stderr, "qube-agent: --max-connections: want 1-65536, not '%s'\n",
-					optarg);
+		case 'm':
+			if (parse_option("--max-connections", optarg, 65536, "", &max_conns) < 0)
 				return 2;
-			}
-			max_conns = (unsigned)v;
 			break;
-		}
 		case 'T': {
-			char *end;
-			errno = 0;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || optarg[0] == '-' || v < 1 || v > 3600) {
-				fprintf(stderr, "qube-agent: --request-timeout: want 1-3600 seconds, "
-					"not '%s'\n", optarg);
+			unsigned v;
+			if (parse_option("--request-timeout", optarg, 3600, " seconds", &v) < 0)
 				return 2;
-			}
 			request_timeout_ms = (int)v * 1000;
 			break;
 		}

@@ -283,20 +283,11 @@ static int split_fields(const char *line, char *buf, size_t cap, char **fields, 
 	return 0;
 }
 
+/* The prompt's call ids: at most 10 digits (no zero padding beyond that). */
 static int parse_u32(const char *s, uint32_t *ret)
 {
-	uint64_t v = 0;
-
-	if (!*s || strlen(s) > 10)
+	if (strlen(s) > 10 || qrpc_parse_u32(s, ret) < 0)
 		return -EBADMSG;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EBADMSG;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if (v > UINT32_MAX)
-		return -EBADMSG;
-	*ret = (uint32_t)v;
 	return 0;
 }
 

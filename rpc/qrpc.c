@@ -60,6 +60,23 @@ bool qrpc_user_name_is_valid(const char *user)
 	return qname_user_is_valid(user);
 }
 
+int qrpc_parse_u32(const char *s, uint32_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > UINT32_MAX)
+			return -ERANGE;
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
 /* ---- Header -------------------------------------------------------------- */
 
 /* Payload sizes: strings are a u8 length followed by that many bytes. */

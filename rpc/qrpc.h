@@ -154,6 +154,11 @@ bool qrpc_target_is_valid(const char *target);
 /* The user of SERVICE_START_AS (a policy's user=). */
 bool qrpc_user_name_is_valid(const char *user);
 
+/* A decimal number of one or more ASCII digits and nothing else (no sign,
+ * no space; leading zeros are fine) up to UINT32_MAX: 0 and *RET, or
+ * -EINVAL (not such a string) / -ERANGE (too large). */
+int qrpc_parse_u32(const char *s, uint32_t *ret);
+
 const char *qrpc_msg_type_to_string(uint32_t type);
 
 /* ---- Per-connection state machine (pure) -------------------------------- */

@@ -103,22 +103,6 @@ int qrpc_write_msg(int fd, const struct qrpc_msg *msg)
 
 /* ---- Transport specification ------------------------------------------------ */
 
-static int parse_u32(const char *s, uint32_t *ret)
-{
-	uint64_t v = 0;
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*s - '0');
-		if (v > UINT32_MAX)
-			return -ERANGE;
-	}
-	*ret = (uint32_t)v;
-	return 0;
-}
-
 int qrpc_transport_parse(const char *spec, struct qrpc_transport *ret_transport)
 {
 	struct qrpc_transport t;
@@ -128,7 +112,7 @@ int qrpc_transport_parse(const char *spec, struct qrpc_transport *ret_transport)
 		t.kind = QRPC_TRANSPORT_VSOCK;
 	} else if (strncmp(spec, "vsock:", 6) == 0) {
 		t.kind = QRPC_TRANSPORT_VSOCK;
-		if (parse_u32(spec + 6, &t.cid) < 0 || t.cid < 3 || t.cid == UINT32_MAX)
+		if (qrpc_parse_u32(spec + 6, &t.cid) < 0 || t.cid < 3 || t.cid == UINT32_MAX)
 			return -EINVAL;
 	} else if (strncmp(spec, "unix:", 5) == 0) {
 		size_t n = strlen(spec + 5);
@@ -339,7 +323,7 @@ int qrpc_guest_answer_connect(int fd, uint32_t port)
 	r = read_line(fd, line, sizeof(line), QRPC_HANDSHAKE_TIMEOUT_MS);
 	if (r < 0)
 		return r;
-	if (strncmp(line, "CONNECT ", 8) != 0 || parse_u32(line + 8, &untrusted_port) < 0)
+	if (strncmp(line, "CONNECT ", 8) != 0 || qrpc_parse_u32(line + 8, &untrusted_port) < 0)
 		return -EPROTO;
 	p = untrusted_port;
 	if (p != port)
@@ -401,7 +385,7 @@ int qrpc_host_connect_guest(const struct qrpc_transport *t, uint32_t port)
 		r = -ECONNREFUSED; /* nobody listens on PORT in the guest */
 	if (r < 0)
 		goto err_close;
-	if (strncmp(line, "OK ", 3) != 0 || parse_u32(line + 3, &hostport) < 0) {
+	if (strncmp(line, "OK ", 3) != 0 || qrpc_parse_u32(line + 3, &hostport) < 0) {
 		r = -ECONNREFUSED;
 		goto err_close;
 	}

@@ -836,6 +836,22 @@ static void test_buf_make_room(void)
 	CHECK_INT(end, 14);
 }
 
+static void test_parse_u32(void)
+{
+	uint32_t v = 7;
+	CHECK_INT(qrpc_parse_u32("0", &v), 0);
+	CHECK_INT(v, 0);
+	CHECK_INT(qrpc_parse_u32("000512", &v), 0);
+	CHECK_INT(v, 512);
+	CHECK_INT(qrpc_parse_u32("4294967295", &v), 0);
+	CHECK(v == 4294967295u);
+	CHECK_INT(qrpc_parse_u32("4294967296", &v), -ERANGE);
+	const char *bad[] = { "", "+1", "-1", " 1", "1 ", "1a", "0x10" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(qrpc_parse_u32(bad[i], &v), -EINVAL);
+	CHECK(v == 4294967295u); /* untouched on failure */
+}
+
 int main(void)
 {
 	test_roundtrips();
@@ -849,5 +865,6 @@ int main(void)
 	test_state_parse();
 	test_buf_make_room();
 	test_service_start_as();
+	test_parse_u32();
 	return check_exit_code("test-codec");
 }
