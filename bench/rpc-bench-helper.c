@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stream-pattern.h"
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -70,27 +72,7 @@ static int spawn(long n, char **argv)
 	return 0;
 }
 
-/* The stream is a fixed pseudo-random block repeated; its period (a
- * prime) is no multiple of any buffer or message size, so a lost, doubled
- * or reordered chunk shows.  The block is written twice in a row so that
- * any CHUNK bytes from any offset are one contiguous slice: writing and
- * checking cost a write() and a memcmp(), so the driver takes little CPU
- * from what it measures. */
-#define PERIOD 1048573u
-#define CHUNK  (1u << 16)
-static uint8_t pattern[PERIOD + CHUNK];
-
-static void pattern_init(void)
-{
-	uint32_t x = 2463534242u;
-	for (size_t i = 0; i < PERIOD; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		pattern[i] = (uint8_t)x;
-	}
-	memcpy(pattern + PERIOD, pattern, CHUNK);
-}
+#define CHUNK STREAM_PATTERN_SLICE
 
 static int roundtrip(uint64_t total, char **argv)
 {
@@ -100,7 +82,6 @@ static int roundtrip(uint64_t total, char **argv)
 	double t0;
 	pid_t pid;
 
-	pattern_init();
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out) < 0)
 		return 2;
@@ -132,7 +113,7 @@ static int roundtrip(uint64_t total, char **argv)
 			size_t k = CHUNK;
 			if (k > total - sent)
 				k = (size_t)(total - sent);
-			ssize_t n = write(in[0], pattern + sent % PERIOD, k);
+			ssize_t n = write(in[0], stream_pattern_at(sent), k);
 			if (n > 0) {
 				sent += (uint64_t)n;
 				if (sent == total)
@@ -149,9 +130,9 @@ static int roundtrip(uint64_t total, char **argv)
 					(unsigned long long)got, (unsigned long long)total);
 				return 1;
 			}
-			if (memcmp(rbuf, pattern + got % PERIOD, (size_t)n) != 0) {
+			if (memcmp(rbuf, stream_pattern_at(got), (size_t)n) != 0) {
 				ssize_t i = 0;
-				while (rbuf[i] == pattern[(got + (uint64_t)i) % PERIOD])
+				while (rbuf[i] == *stream_pattern_at(got + (uint64_t)i))
 					i++;
 				fprintf(stderr, "rpc-bench-helper: wrong byte at %llu\n",
 					(unsigned long long)(got + (uint64_t)i));

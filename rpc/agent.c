@@ -33,10 +33,7 @@
 extern char **environ;
 
 #define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
-/* Each direction buffers up to this many whole messages: fewer, larger
- * reads and writes, and buffers are moved down (compacted) only when the
- * tail cannot take a whole message. */
-#define BUF_MSGS 4
+#define BUF_MSGS QRPC_STREAM_BUF_MSGS
 #define DEFAULT_REQUEST_TIMEOUT_S 60
 #define LINGER_MS 10000
 /* When the broker is gone: how long a service gets to exit on EOF/EPIPE

@@ -24,8 +24,7 @@
 #include <unistd.h>
 
 #define MSG_MAX (QRPC_HEADER_SIZE + QRPC_MAX_DATA)
-/* Each direction buffers up to this many whole messages (see qube-agent) */
-#define BUF_MSGS 4
+#define BUF_MSGS QRPC_STREAM_BUF_MSGS
 #define EXIT_USAGE 2
 #define EXIT_OUTPUT_GONE 141 /* 128 + SIGPIPE, as a shell reports a writer killed by it */
 

@@ -210,6 +210,10 @@ int qrpc_state_parse(struct qrpc_state *state, const uint8_t *buf, size_t len,
  * front only then (so a payload pointing into the buffer stays valid until
  * the buffer runs short); an empty buffer starts over at the front. */
 void qrpc_buf_make_room(uint8_t *buf, size_t cap, size_t *start, size_t *end, size_t need);
+/* Whole messages each of those buffers holds per direction: fewer, larger
+ * reads and writes, and a buffer is compacted only when its tail cannot
+ * take a whole message. */
+#define QRPC_STREAM_BUF_MSGS 4u
 
 /* ---- Blocking helpers over a socket (touch the OS) ----------------------- */
 

@@ -13,11 +13,9 @@
  *                        expects "OK <port>\n"
  *        file:PATH       a character device (virtio-serial port), connect only
  *
- * Data is a deterministic pattern (a block of xorshift output whose length,
- * a prime, is no multiple of any buffer or packet size, repeated), so a
- * receiver verifies every byte without a second channel; sending and
- * checking are a write() and a memcmp() from the precomputed block, so
- * the tool spends little CPU of its own (a benchmark's guest CPU goes to
+ * Data is the deterministic pattern of tests/lib/stream-pattern.h, so a
+ * receiver verifies every byte without a second channel, and sending and
+ * checking cost a write() and a memcmp() (a benchmark's guest CPU goes to
  * the transport, not to making and checking bytes).
  *
  * listen modes (each accepted connection in its own process):
@@ -56,6 +54,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
+
+#include "stream-pattern.h"
 
 #define BLOCK 65536u
 #define IO_TIMEOUT_MS 120000
@@ -149,34 +149,8 @@ static void parse_addr(const char *s, struct addr *a)
 
 /* ---- pattern ---- */
 
-#define PERIOD 1048573u /* prime */
-/* the block, then its first BLOCK bytes again: any BLOCK bytes from any
- * offset are one slice */
-static uint8_t pattern[PERIOD + BLOCK];
-
-static void pattern_init(void)
-{
-	static bool done;
-	uint64_t x = 0x9e3779b97f4a7c15ull;
-
-	if (done)
-		return;
-	done = true;
-	for (size_t i = 0; i < PERIOD; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		pattern[i] = (uint8_t)(x >> 32);
-	}
-	memcpy(pattern + PERIOD, pattern, BLOCK);
-}
-
-/* The pattern bytes at stream offset OFF, at most BLOCK of them. */
-static const uint8_t *pattern_at(uint64_t off)
-{
-	pattern_init();
-	return pattern + off % PERIOD;
-}
+/* at most BLOCK bytes are taken from one offset */
+_Static_assert(BLOCK <= STREAM_PATTERN_SLICE, "BLOCK exceeds the pattern's slice");
 
 struct verifier {
 	uint64_t off;
@@ -187,14 +161,13 @@ static void verify_init(struct verifier *v)
 {
 	v->off = 0;
 	v->bad = 0;
-	pattern_init();
 }
 
 static void verify(struct verifier *v, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		size_t take = n < BLOCK ? n : BLOCK;
-		const uint8_t *want = pattern_at(v->off);
+		const uint8_t *want = stream_pattern_at(v->off);
 
 		if (!v->bad && memcmp(want, p, take) != 0) {
 			for (size_t i = 0; i < take; i++) {
@@ -373,7 +346,7 @@ static void do_send(int fd, uint64_t n, bool want_reply)
 
 	while (sent < n) {
 		size_t chunk = n - sent < BLOCK ? (size_t)(n - sent) : BLOCK;
-		write_all(fd, pattern_at(sent), chunk);
+		write_all(fd, stream_pattern_at(sent), chunk);
 		sent += chunk;
 	}
 	dt = now_s() - t0;
@@ -519,7 +492,7 @@ static void echo_check(const struct addr *a, uint64_t n)
 		struct pollfd p = { fd, POLLIN, 0 };
 		if (out_off == out_len && sent < n) {
 			out_len = n - sent < BLOCK ? (size_t)(n - sent) : BLOCK;
-			out = pattern_at(sent);
+			out = stream_pattern_at(sent);
 			out_off = 0;
 		}
 		if (out_off < out_len)
