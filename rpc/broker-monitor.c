@@ -155,6 +155,7 @@ struct monitor {
 	char *policy_error; /* why everything is denied, or NULL */
 	unsigned generation;
 	uint64_t reload_at; /* 0: no reload pending */
+	uint64_t map_reload_at; /* the same for the vsock map */
 
 	struct mon_listener *listeners;
 	struct mon_vsock_entry *vsock_map;
@@ -1535,13 +1536,14 @@ static void on_inotify(struct monitor *m)
 			else if (ev->wd == m->wd_sysinfo && ev->len > 0 &&
 				 strcmp(ev->name, m->sysinfo_name) == 0)
 				m->reload_at = bk_now_ms() + 100;
-			else if (ev->wd == m->wd_vsock_map && ev->len > 0 &&
-				 strcmp(ev->name, m->vsock_map_name) == 0)
-				m->reload_at = bk_now_ms() + 100;
 			else if (ev->wd == m->wd_qubes)
 				listeners_rescan(m);
+			/* not an else: the map may share a directory with the above */
+			if (ev->wd == m->wd_vsock_map && ev->len > 0 &&
+			    strcmp(ev->name, m->vsock_map_name) == 0)
+				m->map_reload_at = bk_now_ms() + 100;
 			if (ev->mask & IN_Q_OVERFLOW)
-				m->reload_at = bk_now_ms() + 100;
+				m->reload_at = m->map_reload_at = bk_now_ms() + 100;
 			off += sizeof(struct inotify_event) + ev->len;
 		}
 	}
@@ -1574,8 +1576,9 @@ static void on_signal(struct monitor *m)
 				}
 			}
 		} else if (si.ssi_signo == SIGHUP) {
-			bk_log("SIGHUP: reloading the policy and the system info");
-			m->reload_at = bk_now_ms();
+			bk_log("SIGHUP: reloading the policy and the system info%s",
+			       m->cfg->vsock_map ? " and the vsock map" : "");
+			m->reload_at = m->map_reload_at = bk_now_ms();
 		} else {
 			bk_log("signal %u: shutting down", si.ssi_signo);
 			m->quit = true;
@@ -1594,6 +1597,9 @@ static void on_tick(struct monitor *m)
 		watches_add(m);
 		policy_reload(m);
 		deps_sync(m);
+	}
+	if (m->map_reload_at && now >= m->map_reload_at) {
+		m->map_reload_at = 0;
 		if (m->cfg->vsock_map)
 			(void)vsock_map_load(m); /* logged; an invalid map refuses all */
 	}
@@ -1794,7 +1800,7 @@ int bk_monitor_main(const struct bk_config *cfg)
 				timeout = 20;
 				break;
 			}
-		if (m->reload_at || m->starts)
+		if (m->reload_at || m->map_reload_at || m->starts)
 			timeout = 20;
 		n = epoll_wait(m->epfd, evs, 64, timeout);
 		if (n < 0 && errno != EINTR) {
