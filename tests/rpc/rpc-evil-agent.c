@@ -31,32 +31,13 @@
 
 #include "qrpc.h"
 
-static uint8_t out[8192];
-static size_t out_len;
-
-static void put32(uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		out[out_len++] = (uint8_t)(v >> (8 * i));
-}
-
-static void header(uint32_t type, uint32_t len)
-{
-	put32(type);
-	put32(len);
-}
+#define RAW_WIRE_MAX (8192)
+#include "raw-wire.h"
 
 static void text(const char *s)
 {
 	memcpy(out + out_len, s, strlen(s));
 	out_len += strlen(s);
-}
-
-static void hello(void)
-{
-	header(QRPC_MSG_HELLO, 8);
-	put32(QRPC_PROTOCOL_VERSION_MIN);
-	put32(QRPC_PROTOCOL_VERSION);
 }
 
 static void serve(int fd, const char *mode)

@@ -28,20 +28,8 @@
 
 #define WAIT_MS 20000
 
-static uint8_t out[1 << 17];
-static size_t out_len;
-
-static void put32(uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		out[out_len++] = (uint8_t)(v >> (8 * i));
-}
-
-static void header(uint32_t type, uint32_t len)
-{
-	put32(type);
-	put32(len);
-}
+#define RAW_WIRE_MAX (1 << 17)
+#include "raw-wire.h"
 
 /* a length-prefixed string field of N raw bytes */
 static void field(const char *s, size_t n)
@@ -49,13 +37,6 @@ static void field(const char *s, size_t n)
 	out[out_len++] = (uint8_t)n;
 	memcpy(out + out_len, s, n);
 	out_len += n;
-}
-
-static void hello(void)
-{
-	header(QRPC_MSG_HELLO, 8);
-	put32(QRPC_PROTOCOL_VERSION_MIN);
-	put32(QRPC_PROTOCOL_VERSION);
 }
 
 /* CALL_REQUEST with raw fields (lengths as given, bytes as given) */
