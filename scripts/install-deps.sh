@@ -12,6 +12,13 @@ pkgs=(
   libjson-c-dev libcmocka-dev libseccomp-dev libxml2-dev libvirt-dev
   qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs xz-utils binutils
   procps
+  # qubed and vmm/: libvirt daemon (creates the libvirt-qemu user), SQLite
+  libvirt-daemon-system libsqlite3-dev sqlite3
+  # compositor/: wlroots 0.15, headless tests with real clients and grim
+  libwlroots-dev libwayland-dev wayland-protocols libxkbcommon-dev libpixman-1-dev
+  waypipe grim foot weston wl-clipboard
+  # images/debian and packaging/
+  mmdebstrap debootstrap dpkg-dev debhelper lintian rpm fakeroot
 )
 missing=()
 for p in "${pkgs[@]}"; do
