@@ -20,18 +20,6 @@
 
 /* ---- helpers ---- */
 
-static bool arg_is_token(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > max)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!qname_is_name_char(*p))
-			return false;
-	return true;
-}
-
 /* the payload as a C string; a NUL inside is refused */
 static int payload_str(struct qd_call *c, char *buf, size_t len, struct qerr *err)
 {

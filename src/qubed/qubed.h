@@ -85,7 +85,7 @@ struct qd_vm {
 	struct timespec probe_next;
 	struct timespec deadline;
 	time_t started;
-	char fail_reason[256];
+	char fail_reason[600];
 	struct qd_waiter *waiters;
 	bool destroy_when_halted; /* a disposable: remove it at stop */
 	bool cleaned;             /* temporary volumes already removed */
