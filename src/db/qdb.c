@@ -467,7 +467,7 @@ static int row_query(struct qdb *db, const char *sql, const char *name, long lon
 
 static int load_qube(struct qdb *db, const char *untrusted_name, struct qrow *q, struct qerr *err)
 {
-	const char *why;
+	const char *why = "no value given";
 	if (!untrusted_name || !qdb_name_is_valid(untrusted_name, &why)) {
 		char qn[300];
 		qdb_quote(qn, untrusted_name);
@@ -1005,7 +1005,7 @@ static int netvm_loops(struct qdb *db, const char *start, const struct pending_n
 			return r;
 		if (!next[0])
 			return 0;
-		if (strcmp(next, start) == 0)
+		if (strcmp(next, start) == 0 || strcmp(next, cur) == 0)
 			return 1;
 		memcpy(cur, next, sizeof(cur));
 	}
@@ -1029,7 +1029,7 @@ static int bad_value(struct qerr *err, const char *holder, const struct qdb_prop
 static int check_vm_ref(struct qdb *db, const char *holder, const struct qdb_prop_def *p, const char *untrusted,
                         bool allow_none, struct qrow *t, long long *ref, struct qerr *err)
 {
-	const char *why;
+	const char *why = "no value given";
 	if (!untrusted[0]) {
 		if (!allow_none)
 			return bad_value(err, holder, p, untrusted, "a qube is required (it cannot be none)");
@@ -1310,7 +1310,7 @@ int qdb_prop_reset(struct qdb *db, const char *qube, const char *prop, struct qe
 static int validate_global(struct qdb *db, const struct qdb_prop_def *g, const char *untrusted,
                            char out[QDB_VAL_MAX], long long *ref, struct qerr *err)
 {
-	const char *why;
+	const char *why = "no value given";
 	struct qrow t;
 	int r;
 	*ref = -1;
@@ -1499,7 +1499,7 @@ static int insert_qube(struct qdb *db, const char *name, enum qdb_class cls, str
 /* Checks a name for a new qube. */
 static int check_new_name(struct qdb *db, const char *untrusted, struct qerr *err)
 {
-	const char *why;
+	const char *why = "no name given";
 	char qn[300];
 	struct qrow q;
 	qdb_quote(qn, untrusted);
@@ -1721,7 +1721,7 @@ int qdb_tag_list(struct qdb *db, const char *qube, char ***ret, size_t *ret_n, s
 static int tag_write(struct qdb *db, const char *qube, const char *tag, bool add, struct qerr *err)
 {
 	struct qrow q;
-	const char *why;
+	const char *why = "no value given";
 	sqlite3_stmt *st;
 	int r = load_qube(db, qube, &q, err);
 	if (r < 0)
@@ -1758,7 +1758,7 @@ int qdb_tag_remove(struct qdb *db, const char *qube, const char *tag, struct qer
 bool qdb_tag_has(struct qdb *db, const char *qube, const char *tag)
 {
 	struct qrow q;
-	const char *why;
+	const char *why = "no value given";
 	sqlite3_stmt *st;
 	bool has = false;
 	if (load_qube(db, qube, &q, NULL) < 0 || !tag || !qdb_tag_is_valid(tag, &why))
@@ -1776,7 +1776,7 @@ bool qdb_tag_has(struct qdb *db, const char *qube, const char *tag)
 
 static int check_feature_key(const char *qube, const char *untrusted, struct qerr *err)
 {
-	const char *why;
+	const char *why = "no value given";
 	if (untrusted && qdb_feature_key_is_valid(untrusted, &why))
 		return 0;
 	char qk[300];
@@ -1838,7 +1838,7 @@ int qdb_feature_set(struct qdb *db, const char *qube, const char *key, const cha
 {
 	struct qrow q;
 	sqlite3_stmt *st;
-	const char *why;
+	const char *why = "no value given";
 	int r = load_qube(db, qube, &q, err);
 	if (r < 0)
 		return r;
