@@ -454,7 +454,11 @@ static int m_vm_create(struct qd *qd, struct qd_call *c, struct qerr *err)
 			return -EINVAL;
 		}
 		*eq++ = '\0';
-		if (strcmp(t, "name") == 0 && !name[0] && strlen(eq) < sizeof(name))
+		if (strcmp(t, "name") == 0 && !name[0] && strlen(eq) >= sizeof(name)) {
+			qd_err(err, "QubesValueError", "VM name must be at most %zu characters: '%.40s...'",
+			       sizeof(name) - 1, eq);
+			return -EINVAL;
+		} else if (strcmp(t, "name") == 0 && !name[0])
 			strcpy(name, eq);
 		else if (strcmp(t, "label") == 0 && !label[0] && strlen(eq) < sizeof(label))
 			strcpy(label, eq);
