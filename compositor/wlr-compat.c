@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* wlroots 0.15 implementation of wlr-compat.h (see that header). */
+#include "wlr-compat.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <wlr/backend/headless.h>
+#include <wlr/backend/multi.h>
+#include <wlr/interfaces/wlr_keyboard.h>
+#include <wlr/types/wlr_output_damage.h>
+#include <drm_fourcc.h>
+
+static void find_headless(struct wlr_backend *b, void *data)
+{
+	struct qc_compat_backend *be = data;
+	if (wlr_backend_is_headless(b))
+		be->headless = b;
+}
+
+int qc_compat_backend_init(struct qc_compat_backend *be, struct wl_display *display)
+{
+	memset(be, 0, sizeof(*be));
+	be->backend = wlr_backend_autocreate(display);
+	if (!be->backend)
+		return -ENODEV;
+	if (wlr_backend_is_multi(be->backend))
+		wlr_multi_for_each_backend(be->backend, find_headless, be);
+	else if (wlr_backend_is_headless(be->backend))
+		be->headless = be->backend;
+	be->renderer = wlr_renderer_autocreate(be->backend);
+	if (!be->renderer)
+		return -ENODEV;
+	if (!wlr_renderer_init_wl_display(be->renderer, display))
+		return -EIO;
+	be->allocator = wlr_allocator_autocreate(be->backend, be->renderer);
+	if (!be->allocator)
+		return -ENODEV;
+	/* 0.15: wlr_compositor_create also offers wl_subcompositor
+	 * (0.16+: wlr_subcompositor_create; 0.17 adds a version argument) */
+	be->compositor = wlr_compositor_create(display, be->renderer);
+	if (!be->compositor)
+		return -ENOMEM;
+	return 0;
+}
+
+struct wlr_scene_node *qc_compat_scene_root(struct wlr_scene *scene)
+{
+	return &scene->node;
+}
+
+struct wlr_scene_node *qc_compat_tree_new(struct wlr_scene_node *parent)
+{
+	struct wlr_scene_tree *t = wlr_scene_tree_create(parent);
+	return t ? &t->node : NULL;
+}
+
+struct wlr_scene_rect *qc_compat_rect_new(struct wlr_scene_node *parent, int w, int h,
+					  const float color[static 4])
+{
+	return wlr_scene_rect_create(parent, w, h, color);
+}
+
+struct wlr_scene_node *qc_compat_rect_node(struct wlr_scene_rect *rect)
+{
+	return &rect->node;
+}
+
+struct wlr_scene_node *qc_compat_surface_tree_new(struct wlr_scene_node *parent,
+						  struct wlr_surface *surface)
+{
+	return wlr_scene_subsurface_tree_create(parent, surface);
+}
+
+/* ---- an in-memory ARGB8888 buffer for compositor-drawn images ---- */
+struct qc_pixbuf {
+	struct wlr_buffer base;
+	uint32_t *pixels;
+	int w, h;
+};
+
+static void pixbuf_destroy(struct wlr_buffer *b)
+{
+	struct qc_pixbuf *pb = wl_container_of(b, pb, base);
+	free(pb->pixels);
+	free(pb);
+}
+
+static bool pixbuf_begin(struct wlr_buffer *b, uint32_t flags, void **data,
+			 uint32_t *format, size_t *stride)
+{
+	struct qc_pixbuf *pb = wl_container_of(b, pb, base);
+	if (flags & WLR_BUFFER_DATA_PTR_ACCESS_WRITE)
+		return false;
+	*data = pb->pixels;
+	*format = DRM_FORMAT_ARGB8888;
+	*stride = (size_t)pb->w * 4;
+	return true;
+}
+
+static void pixbuf_end(struct wlr_buffer *b)
+{
+	(void)b;
+}
+
+static const struct wlr_buffer_impl pixbuf_impl = {
+	.destroy = pixbuf_destroy,
+	.begin_data_ptr_access = pixbuf_begin,
+	.end_data_ptr_access = pixbuf_end,
+};
+
+struct wlr_scene_node *qc_compat_image_node_new(struct wlr_scene_node *parent,
+						const uint32_t *pixels, int w, int h)
+{
+	if (w <= 0 || h <= 0)
+		return NULL;
+	struct qc_pixbuf *pb = calloc(1, sizeof(*pb));
+	if (!pb)
+		return NULL;
+	pb->pixels = malloc((size_t)w * (size_t)h * 4);
+	if (!pb->pixels) {
+		free(pb);
+		return NULL;
+	}
+	memcpy(pb->pixels, pixels, (size_t)w * (size_t)h * 4);
+	pb->w = w;
+	pb->h = h;
+	wlr_buffer_init(&pb->base, &pixbuf_impl, w, h);
+	struct wlr_scene_buffer *sb = wlr_scene_buffer_create(parent, &pb->base);
+	/* the scene node holds its own reference */
+	wlr_buffer_drop(&pb->base);
+	return sb ? &sb->node : NULL;
+}
+
+struct wlr_surface *qc_compat_surface_at(struct wlr_scene_node *root, double lx, double ly,
+					 double *ret_sx, double *ret_sy,
+					 struct wlr_scene_node **ret_node)
+{
+	double sx, sy;
+	struct wlr_scene_node *node = wlr_scene_node_at(root, lx, ly, &sx, &sy);
+	if (ret_node)
+		*ret_node = node;
+	if (!node || node->type != WLR_SCENE_NODE_SURFACE)
+		return NULL;
+	*ret_sx = sx;
+	*ret_sy = sy;
+	return wlr_scene_surface_from_node(node)->surface;
+}
+
+void qc_compat_layout_box(struct wlr_output_layout *layout, struct wlr_box *ret_box)
+{
+	struct wlr_box *b = wlr_output_layout_get_box(layout, NULL);
+	*ret_box = b ? *b : (struct wlr_box){ 0 };
+}
+
+bool qc_compat_output_init(struct qc_compat_backend *be, struct wlr_output *output)
+{
+	if (!wlr_output_init_render(output, be->allocator, be->renderer))
+		return false;
+	if (!wl_list_empty(&output->modes))
+		wlr_output_set_mode(output, wlr_output_preferred_mode(output));
+	wlr_output_enable(output, true);
+	return wlr_output_commit(output);
+}
+
+uint64_t qc_compat_output_frame(struct wlr_scene *scene, struct wlr_output *output,
+				bool full_damage)
+{
+	struct wlr_scene_output *so = wlr_scene_get_scene_output(scene, output);
+	if (!so)
+		return 0;
+	if (full_damage)
+		wlr_output_damage_add_whole(so->damage);
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	bool done = wlr_scene_output_commit(so);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	wlr_scene_output_send_frame_done(so, &now);
+	if (!done)
+		return 0;
+	int64_t ns = (int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
+	return ns > 0 ? (uint64_t)ns : 1;
+}
+
+struct wlr_keyboard *qc_compat_keyboard(struct wlr_input_device *device)
+{
+	return device->type == WLR_INPUT_DEVICE_KEYBOARD ? device->keyboard : NULL;
+}
+
+bool qc_compat_device_is_keyboard(struct wlr_input_device *device)
+{
+	return device->type == WLR_INPUT_DEVICE_KEYBOARD;
+}
+
+bool qc_compat_device_is_pointer(struct wlr_input_device *device)
+{
+	return device->type == WLR_INPUT_DEVICE_POINTER;
+}
+
+struct wl_signal *qc_compat_keyboard_key_signal(struct wlr_input_device *device)
+{
+	return &device->keyboard->events.key;
+}
+
+struct wl_signal *qc_compat_keyboard_modifiers_signal(struct wlr_input_device *device)
+{
+	return &device->keyboard->events.modifiers;
+}
+
+struct wlr_input_device *qc_compat_add_test_keyboard(struct qc_compat_backend *be)
+{
+	if (!be->headless)
+		return NULL;
+	return wlr_headless_add_input_device(be->headless, WLR_INPUT_DEVICE_KEYBOARD);
+}
+
+void qc_compat_keyboard_inject(struct wlr_input_device *device, uint32_t keycode, bool pressed)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	struct wlr_event_keyboard_key ev = {
+		.time_msec = (uint32_t)(now.tv_sec * 1000 + now.tv_nsec / 1000000),
+		.keycode = keycode,
+		.update_state = true,
+		.state = pressed ? WL_KEYBOARD_KEY_STATE_PRESSED : WL_KEYBOARD_KEY_STATE_RELEASED,
+	};
+	wlr_keyboard_notify_key(device->keyboard, &ev);
+}
+
+bool qc_compat_xdg_is_toplevel(struct wlr_xdg_surface *xdg)
+{
+	return xdg->role == WLR_XDG_SURFACE_ROLE_TOPLEVEL;
+}
+
+bool qc_compat_xdg_is_popup(struct wlr_xdg_surface *xdg)
+{
+	return xdg->role == WLR_XDG_SURFACE_ROLE_POPUP;
+}
+
+struct wl_signal *qc_compat_xdg_map_signal(struct wlr_xdg_surface *xdg)
+{
+	return &xdg->events.map;
+}
+
+struct wl_signal *qc_compat_xdg_unmap_signal(struct wlr_xdg_surface *xdg)
+{
+	return &xdg->events.unmap;
+}
+
+struct wlr_xdg_surface *qc_compat_popup_parent_xdg(struct wlr_xdg_surface *popup)
+{
+	struct wlr_surface *parent = popup->popup->parent;
+	if (!parent || !wlr_surface_is_xdg_surface(parent))
+		return NULL;
+	return wlr_xdg_surface_from_wlr_surface(parent);
+}
+
+const char *qc_compat_toplevel_title(struct wlr_xdg_surface *xdg)
+{
+	return xdg->toplevel->title;
+}
+
+void qc_compat_toplevel_set_size(struct wlr_xdg_surface *xdg, int w, int h)
+{
+	wlr_xdg_toplevel_set_size(xdg, (uint32_t)w, (uint32_t)h);
+}
+
+void qc_compat_toplevel_set_activated(struct wlr_xdg_surface *xdg, bool on)
+{
+	wlr_xdg_toplevel_set_activated(xdg, on);
+}
+
+void qc_compat_toplevel_set_fullscreen(struct wlr_xdg_surface *xdg, bool on)
+{
+	wlr_xdg_toplevel_set_fullscreen(xdg, on);
+}
+
+void qc_compat_toplevel_set_maximized(struct wlr_xdg_surface *xdg, bool on)
+{
+	wlr_xdg_toplevel_set_maximized(xdg, on);
+}
+
+bool qc_compat_toplevel_requested_fullscreen(struct wlr_xdg_surface *xdg)
+{
+	return xdg->toplevel->requested.fullscreen;
+}
+
+bool qc_compat_toplevel_requested_maximized(struct wlr_xdg_surface *xdg)
+{
+	return xdg->toplevel->requested.maximized;
+}
+
+void qc_compat_toplevel_close(struct wlr_xdg_surface *xdg)
+{
+	wlr_xdg_toplevel_send_close(xdg);
+}
+
+void qc_compat_popup_unconstrain(struct wlr_xdg_surface *popup, const struct wlr_box *box)
+{
+	wlr_xdg_popup_unconstrain_from_box(popup->popup, box);
+}
+
+void qc_compat_popup_dismiss(struct wlr_xdg_surface *popup)
+{
+	wlr_xdg_popup_destroy(popup);
+}
+
+struct source_scan {
+	struct wlr_data_source *source;
+	bool found;
+};
+
+static enum wl_iterator_result scan_resource(struct wl_resource *res, void *data)
+{
+	struct source_scan *s = data;
+	/* 0.15 (and 0.17/0.18): a client's wl_data_source resource has the
+	 * wlroots client source as user data, whose first member is the
+	 * wlr_data_source */
+	if (strcmp(wl_resource_get_class(res), "wl_data_source") == 0 &&
+	    wl_resource_get_user_data(res) == (void *)s->source) {
+		s->found = true;
+		return WL_ITERATOR_STOP;
+	}
+	return WL_ITERATOR_CONTINUE;
+}
+
+struct wl_client *qc_compat_data_source_client(struct wlr_seat *seat,
+					       struct wlr_data_source *source)
+{
+	struct wlr_seat_client *sc;
+	wl_list_for_each(sc, &seat->clients, link) {
+		struct source_scan s = { .source = source };
+		wl_client_for_each_resource(sc->client, scan_resource, &s);
+		if (s.found)
+			return sc->client;
+	}
+	return NULL;
+}
