@@ -15,19 +15,24 @@ import sys
 def call(path, method, dest="dom0", payload=b"", src="dom0", raw=None):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
-    if raw is not None:
-        s.sendall(raw)
-    else:
+    if raw is None:
         if "+" not in method:
             method += "+"
-        s.sendall(f"{method} {src} name {dest}\0".encode() + payload)
-    s.shutdown(socket.SHUT_WR)
+        raw = f"{method} {src} name {dest}\0".encode() + payload
+    try:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the daemon answered and closed early (a refused peer): read what it said
     data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except ConnectionResetError:
+        pass
     s.close()
     return data
 
