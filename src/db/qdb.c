@@ -1526,8 +1526,8 @@ static int check_new_name(struct qdb *db, const char *untrusted, struct qerr *er
 static int copy_rows(struct qdb *db, long long from, long long to, const char *const skip[3], struct qerr *err)
 {
 	static const char *const sql[] = {
-		"INSERT INTO props (qid, name, value, ref) SELECT ?2, name, value, ref FROM props "
-		"WHERE qid = ?1 AND name NOT IN (?3, ?4, ?5)",
+		("INSERT INTO props (qid, name, value, ref) SELECT ?2, name, value, ref FROM props "
+		 "WHERE qid = ?1 AND name NOT IN (?3, ?4, ?5)"),
 		"INSERT INTO tags (qid, tag) SELECT ?2, tag FROM tags WHERE qid = ?1",
 		"INSERT INTO features (qid, key, value) SELECT ?2, key, value FROM features WHERE qid = ?1",
 	};
