@@ -121,8 +121,8 @@ const struct qdb_label *qdb_label_lookup(const char *name)
 #define TPL_BASED (QDB_C(QDB_APPVM) | QDB_C(QDB_DISPVM))
 
 static const struct qdb_prop_def props[] = {
-	{ "autostart", "bool", "Setting this to True means that the qube is started when qubed starts "
-	  "(and by the RPC broker when a call allows autostart).", false, QDB_T_BOOL, NOT_ADMIN, true, "False" },
+	{ "autostart", "bool", "Setting this to True means that the qube should be started when the host "
+	  "starts (when qubed starts).", false, QDB_T_BOOL, NOT_ADMIN, true, "False" },
 	{ "cid", "int", "vsock context ID of the qube: its identity on the RPC transport. Unique, allocated "
 	  "at creation (3 and up), never reused while the qube exists.", true, QDB_T_INT, NOT_ADMIN, false,
 	  "allocated at creation" },
@@ -158,7 +158,7 @@ static const struct qdb_prop_def props[] = {
 	  "given at creation (else global default_template / default_dispvm)" },
 	{ "template_for_dispvms", "bool", "Should this qube be allowed to be the template of disposable "
 	  "qubes.", false, QDB_T_BOOL, QDB_C(QDB_APPVM), true, "False" },
-	{ "uuid", "str", "UUID of the qube (RFC 4122 version 4, random, stable; also its libvirt UUID).",
+	{ "uuid", "str", "UUID of the qube (RFC 4122 version 4, random, stable).",
 	  true, QDB_T_STR, QDB_C_ALL, false, "generated at creation; dom0: all zeros" },
 	{ "vcpus", "int", "Number of virtual CPUs for the qube. Template-based qubes use their "
 	  "template's value by default.", false, QDB_T_INT, NOT_ADMIN, true, "template's value; else 2" },

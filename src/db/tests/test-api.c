@@ -1083,8 +1083,39 @@ static void test_transactions(void **state)
 	free(before);
 }
 
-int main(void)
+/* docs/database.md has a row for every property and global, with its
+ * type, and the default rule the code documents. */
+static const char *docs_path;
+
+static void test_docs(void **state)
 {
+	(void)state;
+	if (!docs_path)
+		skip();
+	FILE *fp = fopen(docs_path, "r");
+	assert_non_null(fp);
+	static char doc[65536];
+	size_t n = fread(doc, 1, sizeof(doc) - 1, fp);
+	fclose(fp);
+	doc[n] = '\0';
+	for (int g = 0; g < 2; g++) {
+		size_t count = g ? qdb_global_prop_count() : qdb_prop_count();
+		for (size_t i = 0; i < count; i++) {
+			const struct qdb_prop_def *p = g ? qdb_global_prop_at(i) : qdb_prop_at(i);
+			char row[200];
+			snprintf(row, sizeof(row), "| `%s` | %s", p->name, p->type);
+			if (!strstr(doc, row))
+				fail_msg("%s: no row '%s'", docs_path, row);
+			if (!strstr(doc, p->default_doc))
+				fail_msg("%s: default of %s ('%s') not documented", docs_path, p->name, p->default_doc);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		docs_path = argv[1];
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_new, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_newer_refused, fx_setup, fx_teardown),
@@ -1103,6 +1134,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tags, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_features, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, fx_setup, fx_teardown),
+		cmocka_unit_test(test_docs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
