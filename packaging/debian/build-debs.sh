@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds qube-host, qube-guest and qube-policy .debs from this tree with
+# dpkg-buildpackage (debhelper's meson build, then packaging/split.sh).
+#
+#   packaging/debian/build-debs.sh OUTDIR [--jobs N] [--check]
+#
+# The tree's files (tracked and untracked-but-not-ignored, as they are in the
+# work tree now; no build directories) are copied to a scratch directory with
+# this folder as debian/.  Build dependencies: debian/control (all of them are
+# in scripts/install-deps.sh).  Tests are not run in the package build unless
+# --check (the meson test suite runs them); prints the .debs it wrote.
+set -euo pipefail
+export LC_ALL=C
+prog=packaging/debian/build-debs.sh
+die() { echo "$prog: error: $*" >&2; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+
+out= jobs=2 check=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; jobs=$2; shift 2 ;;
+    --check) check=1; shift ;;
+    -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -*) die "unknown option '$1'" ;;
+    *) [ -z "$out" ] || die "one OUTDIR only"; out=$1; shift ;;
+  esac
+done
+[ -n "$out" ] || die "usage: build-debs.sh OUTDIR [--jobs N] [--check]"
+case $jobs in ''|*[!0-9]*|0) die "--jobs '$jobs' is not a positive number" ;; esac
+for t in dpkg-buildpackage dh git tar; do
+  command -v "$t" >/dev/null || die "'$t' not found (scripts/install-deps.sh installs dpkg-dev, debhelper)"
+done
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/qube-debs.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+version=$(sed -n '1s/^qube (\([^)]*\)).*/\1/p' "$here/changelog")
+[ -n "$version" ] || die "$here/changelog: cannot read the version from its first line"
+meson_version=$(sed -n "s/^  version: '\([^']*\)'.*/\1/p" "$top/meson.build" | head -n1)
+[ "$version" = "$meson_version" ] ||
+  die "packaging/debian/changelog says $version, meson.build says $meson_version: add a changelog entry"
+src=$work/qube-$version
+mkdir "$src"
+(cd "$top" && git ls-files -z -co --exclude-standard) |
+  (cd "$top" && while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) |
+  (cd "$top" && tar --null -T - -cf -) | tar -C "$src" -xf -
+rm -rf "$src/debian"
+cp -a "$here" "$src/debian"
+rm -f "$src/debian/build-debs.sh"
+
+opts="parallel=$jobs"
+[ "$check" = 1 ] || opts="$opts nocheck"
+start=$SECONDS
+(cd "$src" && DEB_BUILD_OPTIONS=$opts dpkg-buildpackage -b -us -uc) > "$work/build.log" 2>&1 || {
+  tail -n 60 "$work/build.log" >&2
+  cp "$work/build.log" "$out/build.log"
+  die "dpkg-buildpackage failed (whole log: $out/build.log)"
+}
+cp "$work/build.log" "$out/build.log"
+n=0
+for f in "$work"/*.deb "$work"/*.changes "$work"/*.buildinfo; do
+  [ -e "$f" ] || continue
+  cp "$f" "$out/"
+  case $f in *.deb) echo "$out/$(basename "$f")"; n=$((n + 1)) ;; esac
+done
+[ "$n" -ge 3 ] || die "dpkg-buildpackage wrote $n .debs, expected qube-host, qube-guest, qube-policy (and -dbgsym)"
+echo "$prog: built $n .debs in $((SECONDS - start)) s" >&2
