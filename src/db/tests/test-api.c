@@ -1083,6 +1083,41 @@ static void test_transactions(void **state)
 	free(before);
 }
 
+/* A failure in the middle of a multi-statement change (injected with a
+ * trigger through a second connection) undoes the statements before it. */
+static void test_midway_failure(void **state)
+{
+	struct fx *f = *state;
+	struct qerr e = { 0 };
+	populate(f->db);
+	OK(qdb_prop_set(f->db, "dvm", "memory", "900", err));
+	OK(qdb_tag_set(f->db, "dvm", "t", err));
+	OK(qdb_feature_set(f->db, "dvm", "boom", "1", err));
+	OK(qdb_feature_set(f->db, "work", "boom", "1", err));
+	qdb_close(f->db);
+	sql_on(f->path, "CREATE TRIGGER boom BEFORE INSERT ON features WHEN NEW.key = 'boom' AND NEW.qid > 4 "
+	                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+	OK(qdb_open(f->path, &f->db, err));
+	/* create: qubes row, label, template, props, tags are written before
+	 * the features copy fails */
+	EXPECT_FAIL(f, qdb_qube_create(f->db, "disp1", QDB_DISPVM, "dvm", NULL, err), EINVAL, "QubesException");
+	assert_false(qdb_qube_exists(f->db, "disp1"));
+	EXPECT_FAIL(f, qdb_qube_clone(f->db, "work", "work2", err), EINVAL, "QubesException");
+	assert_false(qdb_qube_exists(f->db, "work2"));
+	/* the counters did not move either: the next qube gets qid 5, CID 7 */
+	OK(qdb_qube_create(f->db, "x", QDB_STANDALONEVM, NULL, "red", err));
+	expect_prop(f->db, "x", "qid", "5", 0);
+	expect_prop(f->db, "x", "cid", "7", 0);
+	/* inside a caller's transaction, only the failed call is undone */
+	OK(qdb_begin(f->db, err));
+	OK(qdb_tag_set(f->db, "x", "kept", err));
+	assert_true(qdb_qube_clone(f->db, "work", "work2", &e) < 0);
+	assert_non_null(strstr(e.msg, "injected failure"));
+	OK(qdb_commit(f->db, err));
+	assert_true(qdb_tag_has(f->db, "x", "kept"));
+	assert_false(qdb_qube_exists(f->db, "work2"));
+}
+
 /* docs/database.md has a row for every property and global, with its
  * type, and the default rule the code documents. */
 static const char *docs_path;
@@ -1134,6 +1169,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_tags, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_features, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_midway_failure, fx_setup, fx_teardown),
 		cmocka_unit_test(test_docs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
