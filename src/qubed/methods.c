@@ -117,7 +117,8 @@ static int m_vm_list(struct qd *qd, struct qd_call *c, struct qerr *err)
 			continue;
 		qdb_prop_get(qd->db, names[i], "uuid", &uuid, NULL, NULL);
 		r = qd_out_appendf(c, "%s class=%s state=%s uuid=%s\n", names[i], qdb_class_name(cls),
-				   qd_state_name(qd_vm_state(qd, names[i])), uuid ? uuid : "");
+				   qd_state_name(cls == QDB_ADMINVM ? QD_RUNNING : qd_vm_state(qd, names[i])),
+				   uuid ? uuid : "");
 		free(uuid);
 	}
 	qdb_strv_free(names, n);

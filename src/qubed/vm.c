@@ -314,6 +314,8 @@ static int do_start(struct qd *qd, struct qd_vm *vm, struct qerr *err)
 		return -EIO;
 	}
 	remove_temporary(qd, vm);
+	struct timespec t_begin, t_domain, t_end;
+	qd_now(&t_begin);
 
 	/* root */
 	if (cls == QDB_TEMPLATEVM || cls == QDB_STANDALONEVM) {
@@ -410,7 +412,9 @@ static int do_start(struct qd *qd, struct qd_vm *vm, struct qerr *err)
 		qd_err(err, "QubesException", "%s: domain XML: %s", vm->name, msg);
 		goto err_vsockd;
 	}
+	qd_now(&t_domain);
 	r = qvmm_domain_start(qd->conn, xml, false, msg, sizeof(msg));
+	qd_now(&t_end);
 	if (r < 0) {
 		qd_err(err, "QubesException", "Start failed: %s (libvirt's log: /var/log/libvirt/qemu/%s.log)", msg,
 		       domname);
@@ -424,8 +428,10 @@ static int do_start(struct qd *qd, struct qd_vm *vm, struct qerr *err)
 	qd_now(&vm->probe_next);
 	qd_time_after_ms(&vm->deadline, qd->cfg.start_timeout_s * 1000u);
 	write_runtime(qd, vm);
-	qd_log("starting %s (%s, %s, vsock %s, CID %u)", vm->name, qdb_class_name(cls),
-	       qvmm_accel_to_string(vm->accel), qvmm_vsock_to_string(vm->vsock), vm->cid);
+	qd_log("starting %s (%s, %s, vsock %s, CID %u; volumes and qube-vsockd %ld ms, libvirt %ld ms)", vm->name,
+	       qdb_class_name(cls), qvmm_accel_to_string(vm->accel), qvmm_vsock_to_string(vm->vsock), vm->cid,
+	       (long)((t_domain.tv_sec - t_begin.tv_sec) * 1000 + (t_domain.tv_nsec - t_begin.tv_nsec) / 1000000),
+	       (long)((t_end.tv_sec - t_domain.tv_sec) * 1000 + (t_end.tv_nsec - t_domain.tv_nsec) / 1000000));
 	qd_api_event(qd, vm->name, "domain-pre-start", NULL);
 	free(xml);
 	free(uuid);
@@ -602,12 +608,13 @@ void qd_vm_tick(struct qd *qd)
 				halted(qd, vm, msg);
 				continue;
 			}
-			if (vm->probe_fd < 0 && qd_time_passed(&vm->probe_next))
+			if (vm->probe_fd < 0 && qd_time_passed(&vm->probe_next)) {
 				probe_open(qd, vm);
+				if (vm->probe_fd < 0)
+					qd_time_after_ms(&vm->probe_next, PROBE_INTERVAL_MS);
+			}
 			if (vm->probe_fd >= 0)
 				probe_poll(qd, vm);
-			else
-				qd_time_after_ms(&vm->probe_next, PROBE_INTERVAL_MS);
 		} else if (vm->state == QD_STOPPING && qd_time_passed(&vm->deadline)) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "%s did not shut down within %u s; kill it with 'qubectl kill %s'",
