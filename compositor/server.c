@@ -41,23 +41,26 @@ void qc_focus_view(struct qc_server *server, struct qc_view *view)
 		qc_compat_toplevel_set_activated(prev->xdg, false);
 	server->focused = view;
 	if (!view) {
+		wlr_seat_set_selection(server->seat, NULL, wl_display_next_serial(server->display));
 		wlr_seat_keyboard_notify_clear_focus(server->seat);
-		qc_clipboard_focus_changed(server);
 		return;
 	}
 	wl_list_remove(&view->link);
 	wl_list_insert(&server->views, &view->link);
 	wlr_scene_node_raise_to_top(view->tree);
 	qc_compat_toplevel_set_activated(view->xdg, true);
-	/* the clipboard's seat selection first: the client gets its qube's
-	 * selection with the keyboard enter */
-	qc_clipboard_focus_changed(server);
+	/* The seat's selection is sent to whichever client has the keyboard
+	 * focus, at once and again on enter: empty it before the focus moves,
+	 * fill it with the new owner's selection after, so no client is ever
+	 * offered another qube's selection. */
+	wlr_seat_set_selection(server->seat, NULL, wl_display_next_serial(server->display));
 	struct wlr_keyboard *kb = wlr_seat_get_keyboard(server->seat);
 	if (kb)
 		wlr_seat_keyboard_notify_enter(server->seat, view->xdg->surface, kb->keycodes,
 					       kb->num_keycodes, &kb->modifiers);
 	else
 		wlr_seat_keyboard_notify_enter(server->seat, view->xdg->surface, NULL, 0, NULL);
+	qc_clipboard_focus_changed(server);
 }
 
 static void focus_cycle(struct qc_server *server)
