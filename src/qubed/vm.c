@@ -173,6 +173,12 @@ int qd_vm_create_storage(struct qd *qd, const char *name, struct qerr *err)
 		qd_err(err, "QubesException", "cannot create %s", dir);
 		return -EIO;
 	}
+	/* the broker's transport directory: the broker listens there for the
+	 * qube's calls (docs/broker.md); it exists while the qube does */
+	if (run_dir(qd, name, path, sizeof(path)) < 0 || qd_mkdir_p(path, 0755) < 0) {
+		qd_err(err, "QubesException", "cannot create %s", path);
+		return -EIO;
+	}
 	if (cls == QDB_DISPVM)
 		return 0; /* overlays made by qd_dispvm_create */
 	qd_path(path, sizeof(path), "%s/private.qcow2", dir);
@@ -786,7 +792,9 @@ int qd_dispvm_create(struct qd *qd, const char *dvm, char ret_name[QD_NAME_MAX],
 	qd_vm_dir(qd, name, dir, sizeof(dir));
 	qd_path(from, sizeof(from), "%s/private.qcow2", ddir);
 	qd_path(to, sizeof(to), "%s/private.qcow2", dir);
-	if (qd_mkdir_p(dir, 0711) < 0 || qvmm_volume_overlay(to, from, msg, sizeof(msg)) < 0) {
+	char rdir[512];
+	if (run_dir(qd, name, rdir, sizeof(rdir)) < 0 || qd_mkdir_p(rdir, 0755) < 0 || qd_mkdir_p(dir, 0711) < 0 ||
+	    qvmm_volume_overlay(to, from, msg, sizeof(msg)) < 0) {
 		struct qerr e;
 		qd_err(err, "QubesException", "disposable %s: private overlay on %s: %s", name, from, msg);
 		qdb_qube_remove(qd->db, name, &e);
@@ -960,6 +968,10 @@ int qd_vm_adopt_all(struct qd *qd)
 			vm = qd_vm_get(qd, names[i], true);
 			if (!vm)
 				continue;
+			char rdir[512];
+			/* RUN may be a fresh tmpfs after a reboot */
+			if (run_dir(qd, names[i], rdir, sizeof(rdir)) == 0)
+				qd_mkdir_p(rdir, 0755);
 			vm->cleaned = false;
 			if (cls == QDB_DISPVM) {
 				qd_log("disposable %s left over from before: destroying it", names[i]);
