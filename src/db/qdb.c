@@ -320,31 +320,13 @@ static int schema_check(struct qdb *db, struct qerr *err)
 	return 0;
 }
 
-int qdb_open(const char *path, struct qdb **ret, struct qerr *err)
+/* Opens PATH with SQLite, sets the connection up, checks the file and
+ * brings its schema to the current version. */
+static int db_connect(const char *path, struct qdb **ret, struct qerr *err)
 {
 	struct qdb *db;
 	char buf[64];
-	int r, rc, fd;
-	struct stat sb;
-
-	if (!path || !*path) {
-		qdb_err_set(err, "QubesException", "no database path given");
-		return -EINVAL;
-	}
-	/* Create the file ourselves: 0600 whatever the umask, never through
-	 * a symlink, and only a regular file. */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		r = -errno;
-		qdb_err_set(err, "QubesException", "cannot open database %s: %s", path, strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		qdb_err_set(err, "QubesException", "database %s is not a regular file", path);
-		return -EINVAL;
-	}
-	close(fd);
+	int r, rc;
 
 	db = calloc(1, sizeof(*db));
 	if (!db || !(db->path = strdup(path))) {
@@ -401,6 +383,119 @@ err_close:
 	free(db->path);
 	free(db);
 	return r;
+}
+
+static void unlink_db_files(const char *path)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char p[4200];
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
+		unlink(p);
+	}
+}
+
+static int sync_dir_of(const char *path)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+/* Builds a new database beside PATH (PATH.new-XXXXXX, 0600), complete
+ * with its schema and dom0, synced, then links it to PATH (or, when
+ * REPLACE, renames it over an empty PATH).  So PATH is either absent or
+ * a whole database: a crash during creation cannot leave a half-made
+ * file or a rollback journal at PATH (switching a new file to WAL mode
+ * goes through one).  -EEXIST: someone else created PATH first. */
+static int create_atomically(const char *path, bool replace, struct qerr *err)
+{
+	size_t n = strlen(path);
+	struct qdb *t = NULL;
+	int r, fd;
+	if (n > 4000) {
+		qdb_err_set(err, "QubesException", "database path too long");
+		return -ENAMETOOLONG;
+	}
+	char tmp[4100];
+	snprintf(tmp, sizeof(tmp), "%s.new-XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		qdb_err_set(err, "QubesException", "cannot create database %s: %s", path, strerror(-r));
+		return r;
+	}
+	r = db_connect(tmp, &t, err);
+	if (r == 0)
+		r = exec(t, "PRAGMA wal_checkpoint(TRUNCATE)", err);
+	qdb_close(t); /* the last connection: SQLite removes -wal and -shm */
+	if (r == 0 && fsync(fd) < 0) {
+		r = -errno;
+		qdb_err_set(err, "QubesException", "cannot sync new database %s: %s", tmp, strerror(-r));
+	}
+	close(fd);
+	if (r == 0 && (replace ? rename(tmp, path) : link(tmp, path)) < 0) {
+		r = -errno;
+		if (r != -EEXIST)
+			qdb_err_set(err, "QubesException", "cannot create database %s: %s", path, strerror(-r));
+	}
+	unlink_db_files(tmp);
+	if (r == 0)
+		sync_dir_of(path);
+	return r;
+}
+
+int qdb_open(const char *path, struct qdb **ret, struct qerr *err)
+{
+	struct stat sb;
+	int r, fd;
+
+	if (!path || !*path) {
+		qdb_err_set(err, "QubesException", "no database path given");
+		return -EINVAL;
+	}
+	/* Never through a symlink, only a regular file; a missing or empty
+	 * one is created whole (create_atomically). */
+	for (int attempt = 0;; attempt++) {
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 && errno == ENOENT && attempt == 0) {
+			r = create_atomically(path, false, err);
+			if (r < 0 && r != -EEXIST)
+				return r;
+			continue;
+		}
+		if (fd < 0) {
+			r = -errno;
+			qdb_err_set(err, "QubesException", "cannot open database %s: %s", path, strerror(-r));
+			return r;
+		}
+		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+			close(fd);
+			qdb_err_set(err, "QubesException", "database %s is not a regular file", path);
+			return -EINVAL;
+		}
+		close(fd);
+		if (sb.st_size == 0 && attempt == 0) {
+			r = create_atomically(path, true, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		break;
+	}
+	return db_connect(path, ret, err);
 }
 
 void qdb_close(struct qdb *db)

@@ -16,11 +16,19 @@
  * It repeats until at least 200 kills (runs that finish before the kill
  * count as runs, not kills) and prints what it saw.
  *
+ * Before that, a first phase kills 40 children while qdb_open() creates
+ * a new database (0-40 ms after fork); each time, the database either does
+ * not exist yet or is whole (integrity_check ok, WAL, dom0), and there is
+ * no rollback journal beside it; then it opens.  (qdb_open builds a new
+ * file aside and links it into place; what a kill leaves aside,
+ * qubes.db.new-*, is removed here.)
+ *
  * "--non-atomic" makes the writer use a deliberately broken write path
  * (reset to the default, then set: two transactions), to show the check
  * catches a torn change; with "--expect-violation" the driver then passes
  * only if it did.  Exit codes: 0 pass, 1 fail.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -119,6 +127,32 @@ static void writer(const char *path, int run, bool non_atomic, int fd)
 	_exit(0);
 }
 
+static void remove_db(const char *path)
+{
+	char p[160];
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+}
+
+/* What a writer killed during creation leaves aside: qubes.db.new-*. */
+static void remove_strays(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char p[400];
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "qubes.db.new-", 13) == 0) {
+			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+			unlink(p);
+		}
+	closedir(d);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -186,6 +220,56 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/qubes.db", dir);
 	snprintf(jpath, sizeof(jpath), "%s-journal", path);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+
+	/* phase 1: kills while a new database is being created */
+	int create_kills = 0, create_absent = 0;
+	for (int i = 0; i < 40; i++) {
+		remove_db(path);
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			if (qdb_open(path, &db, &e) < 0)
+				_exit(2);
+			_exit(0);
+		}
+		struct timespec d = { 0, (rand() % 40000) * 1000L };
+		nanosleep(&d, NULL);
+		kill(pid, SIGKILL);
+		int status;
+		if (waitpid(pid, &status, 0) != pid) {
+			perror("waitpid");
+			return 1;
+		}
+		if (WIFSIGNALED(status))
+			create_kills++;
+		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "FAIL: creating child ended with status 0x%x\n", status);
+			return 1;
+		}
+		char why[300];
+		if (access(jpath, F_OK) == 0) {
+			fprintf(stderr, "FAIL: after a kill during creation: %s exists\n", jpath);
+			return 1;
+		}
+		if (access(path, F_OK) == 0 && !integrity_ok(path, why, sizeof(why))) {
+			fprintf(stderr, "FAIL: after a kill during creation: %s\n", why);
+			return 1;
+		}
+		if (access(path, F_OK) != 0)
+			create_absent++;
+		remove_strays(dir);
+		if (qdb_open(path, &db, &e) < 0 || !qdb_qube_exists(db, "dom0")) {
+			fprintf(stderr, "FAIL: after a kill during creation: %s\n", e.msg);
+			return 1;
+		}
+		qdb_close(db);
+	}
+	printf("creation: 40 runs, %d killed before qdb_open returned (%d before the file was in place); "
+	       "all whole and reopened\n", create_kills, create_absent);
+	remove_db(path);
 
 	if (qdb_open(path, &db, &e) < 0 ||
 	    qdb_qube_create(db, "crash", QDB_STANDALONEVM, NULL, "red", &e) < 0) {
@@ -321,12 +405,7 @@ int main(int argc, char **argv)
 	printf("%d runs, %d kills (bands start/early/late: %d/%d/%d), %d finished before the kill; "
 	       "kills before the first write: %d, with a write in flight: %d; violations: %d; %.1f s\n",
 	       runs, kills, bands[0], bands[1], bands[2], finished, at_start, in_flight, violations, secs);
-	char p2[160];
-	snprintf(p2, sizeof(p2), "%s-wal", path);
-	unlink(p2);
-	snprintf(p2, sizeof(p2), "%s-shm", path);
-	unlink(p2);
-	unlink(path);
+	remove_db(path);
 	rmdir(dir);
 	if (expect_violation) {
 		if (violations == 0) {

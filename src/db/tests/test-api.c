@@ -5,6 +5,7 @@
  * a dump of every table, read through a second SQLite connection, is
  * compared before and after.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,6 +196,15 @@ static void test_open_new(void **state)
 	enum qdb_class c;
 	assert_int_equal(stat(f->path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
+	/* created aside and linked into place: nothing else is left */
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "qubes.db") &&
+		    strcmp(de->d_name, "qubes.db-wal") && strcmp(de->d_name, "qubes.db-shm"))
+			fail_msg("left in %s: %s", f->dir, de->d_name);
+	closedir(d);
 	OK(qdb_qube_list(f->db, &names, &n, err));
 	assert_int_equal(n, 1);
 	assert_string_equal(names[0], "dom0");
