@@ -46,6 +46,18 @@ mount --make-rprivate /
 mount -t tmpfs -o mode=0755 tmpfs /run/libvirt
 mount -t tmpfs -o mode=0700 tmpfs /etc/libvirt/qemu
 mkdir -p /var/log/libvirt/qemu
+# /dev/kvm as udev makes it (0660 root:kvm), in this namespace only: when
+# QEMU's user cannot open it, libvirt 9.0 finds its cached QEMU
+# capabilities ("KVM was enabled when probing") invalid on every lookup and
+# re-probes QEMU each time: a domain start took 57 s instead of 0.9 s here.
+# (KVM stays unusable for guests; the accelerator is still chosen by probe.)
+if [ -c /dev/kvm ] && [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ] && getent group kvm >/dev/null; then
+  mkdir /run/libvirt/qvmm-dev
+  mknod -m 0660 /run/libvirt/qvmm-dev/kvm c "$((0x$(stat -c %t /dev/kvm)))" "$((0x$(stat -c %T /dev/kvm)))"
+  chgrp kvm /run/libvirt/qvmm-dev/kvm
+  mount --bind /run/libvirt/qvmm-dev/kvm /dev/kvm
+  echo "note: /dev/kvm is $(stat -c '%U:%G %a' /run/libvirt/qvmm-dev/kvm) in the test namespace (host: not group kvm 0660)"
+fi
 
 cat > "$scratch/start-libvirtd" <<'EOS'
 #!/usr/bin/env bash
