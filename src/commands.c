@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The qubectl command table.  A command is {group, name, handler, usage,
- * summary, help}; adding one is adding a row here and its handler.
+ * summary, help}; group NULL is a top-level verb ("qubectl ls"), a group
+ * makes a two-word command ("qubectl policy lint").  Adding one is adding a
+ * row here and its handler.
  */
 #include <stddef.h>
 
@@ -9,6 +11,190 @@
 #include "qubectl.h"
 
 const struct qc_command qc_commands[] = {
+	{
+		.name = "ls",
+		.handler = qc_cmd_ls,
+		.usage = "[--all] [--format table|json|names] [--fields F,F,...]",
+		.summary = "list the qubes",
+		.help = "Lists the qubes (admin.vm.List, then admin.vm.property.GetAll of each).\n"
+			"\n"
+			"  --all, -a            also list dom0 (the AdminVM)\n"
+			"  --format, -o FORMAT  table (default): columns NAME CLASS STATE LABEL\n"
+			"                       TEMPLATE MEMORY, the label in its colour when\n"
+			"                       stdout is a terminal and NO_COLOR is not set;\n"
+			"                       json: an array of {name, class, state,\n"
+			"                       properties: {PROP: VALUE}}; names: one per line\n"
+			"  --fields F,F,...     the table's columns: name, class, state or any\n"
+			"                       property name\n",
+	},
+	{
+		.name = "create",
+		.handler = qc_cmd_create,
+		.usage = "[--class CLASS] [--template T] --label LABEL [--property NAME=VALUE]... NAME",
+		.summary = "create a qube",
+		.help = "  --class, -C CLASS       AppVM (default), TemplateVM, StandaloneVM, DispVM\n"
+			"  --template, -t T        the template (default: the global default_template\n"
+			"                          for AppVM and DispVM; none for the others)\n"
+			"  --label, -l LABEL       red, orange, yellow, green, gray, blue, purple, black\n"
+			"  --property, -p N=V      set property N after creating (repeatable); if a\n"
+			"                          property is refused the new qube is removed again\n",
+	},
+	{
+		.name = "remove",
+		.handler = qc_cmd_remove,
+		.usage = "[--force] NAME...",
+		.summary = "remove qubes and all their volumes",
+		.help = "Asks for confirmation on a terminal; without a terminal it refuses\n"
+			"unless --force is given.\n"
+			"\n"
+			"  --force, -f   do not ask\n",
+	},
+	{
+		.name = "clone",
+		.handler = qc_cmd_clone,
+		.usage = "SRC DST",
+		.summary = "copy a halted qube with its volumes and properties",
+		.help = "Sends qube.vm.Clone+DST to SRC.\n",
+	},
+	{
+		.name = "start",
+		.handler = qc_cmd_start,
+		.usage = "NAME...",
+		.summary = "start qubes",
+		.help = "Returns once each qube's agent answers.  On a terminal, a start that\n"
+			"takes over a second shows a spinner and the seconds elapsed on stderr.\n",
+	},
+	{
+		.name = "shutdown",
+		.handler = qc_cmd_shutdown,
+		.usage = "[--wait] [--timeout SECS] [--force] [--all | NAME...]",
+		.summary = "shut qubes down",
+		.help = "  --wait, -w        return once each qube has halted\n"
+			"  --timeout SECS    wait at most SECS per qube, then kill it (implies\n"
+			"                    --wait)\n"
+			"  --force, -f       shut down even if other running qubes use it\n"
+			"  --all, -a         every qube that is not halted (dom0 excepted)\n",
+	},
+	{
+		.name = "kill",
+		.handler = qc_cmd_kill,
+		.usage = "NAME...",
+		.summary = "stop qubes at once (power off)",
+		.help = "Sends admin.vm.Kill to each qube.\n",
+	},
+	{
+		.name = "pause",
+		.handler = qc_cmd_pause,
+		.usage = "NAME...",
+		.summary = "pause running qubes",
+		.help = "Sends admin.vm.Pause to each qube.\n",
+	},
+	{
+		.name = "unpause",
+		.handler = qc_cmd_unpause,
+		.usage = "NAME...",
+		.summary = "resume paused qubes",
+		.help = "Sends admin.vm.Unpause to each qube.\n",
+	},
+	{
+		.name = "prefs",
+		.handler = qc_cmd_prefs,
+		.usage = "[--default] [--help-property PROP] QUBE [PROP [VALUE]]",
+		.summary = "show or set a qube's properties",
+		.help = "No PROP: every property as \"NAME  D|-  VALUE\" (D: the default value).\n"
+			"PROP: its value.  PROP VALUE: sets it.  '-' in PROP is read as '_'.\n"
+			"\n"
+			"  --default, -D          reset PROP to its default\n"
+			"  --help-property PROP   the property's description\n",
+	},
+	{
+		.name = "global-prefs",
+		.handler = qc_cmd_global_prefs,
+		.usage = "[--default] [--help-property PROP] [PROP [VALUE]]",
+		.summary = "show or set the global properties",
+		.help = "As prefs, for the global properties (admin.property.*), such as\n"
+			"default_template.\n"
+			"\n"
+			"  --default, -D          reset PROP to its default\n"
+			"  --help-property PROP   the property's description\n",
+	},
+	{
+		.name = "tags",
+		.handler = qc_cmd_tags,
+		.usage = "QUBE [list|add|del] [TAG...]",
+		.summary = "list, add or remove a qube's tags",
+		.help = "list (default; ls, l): all tags, or the given ones that are set (exit 1\n"
+			"if one is not); add (a, set) TAG...; del (d, unset, u) TAG....\n",
+	},
+	{
+		.name = "features",
+		.handler = qc_cmd_features,
+		.usage = "[--unset] QUBE [KEY [VALUE]]",
+		.summary = "show or set a qube's features",
+		.help = "No KEY: every feature as \"KEY  VALUE\".  KEY: its value.  KEY VALUE:\n"
+			"sets it.\n"
+			"\n"
+			"  --unset, --delete, -D   remove KEY\n",
+	},
+	{
+		.group = "volume",
+		.name = "list",
+		.handler = qc_cmd_volume_list,
+		.usage = "QUBE...",
+		.summary = "list a qube's volumes with size and usage",
+		.help = "Prints VOLUME (QUBE:NAME), SIZE and USAGE in bytes, and RW.\n",
+	},
+	{
+		.group = "volume",
+		.name = "info",
+		.handler = qc_cmd_volume_info,
+		.usage = "QUBE:VOLUME [KEY]",
+		.summary = "show a volume's properties",
+		.help = "Prints the key=value lines of admin.vm.volume.Info (pool, vid, size,\n"
+			"usage, rw, source, path, save_on_stop, snap_on_start,\n"
+			"revisions_to_keep, ephemeral), or the value of KEY alone.\n",
+	},
+	{
+		.group = "volume",
+		.name = "resize",
+		.handler = qc_cmd_volume_resize,
+		.usage = "QUBE:VOLUME SIZE",
+		.summary = "grow a volume",
+		.help = "SIZE in bytes, or with a suffix K, M, G, T (or KiB, MiB, GiB, TiB;\n"
+			"powers of 1024).  Volumes only grow.\n",
+	},
+	{
+		.group = "volume",
+		.name = "revert",
+		.handler = qc_cmd_volume_revert,
+		.usage = "QUBE:VOLUME [REVISION]",
+		.summary = "revert a volume to its kept revision",
+		.help = "The qube must be halted.  REVISION as listed by qubed (default: the\n"
+			"latest).\n",
+	},
+	{
+		.group = "template",
+		.name = "import",
+		.handler = qc_cmd_template_import,
+		.usage = "--kernel FILE --initrd FILE [--root IMAGE] [--label LABEL] NAME",
+		.summary = "create a template from a kernel, an initrd and a root image",
+		.help = "Creates TemplateVM NAME, then streams each file to qubed\n"
+			"(qube.template.Import); qubectl opens the files, qubed never opens a\n"
+			"client's path.  If an import fails the new template is removed again.\n"
+			"\n"
+			"  --kernel, -k FILE    the guest kernel (at most 512 MiB)\n"
+			"  --initrd, -i FILE    its initramfs (at most 512 MiB)\n"
+			"  --root, -r IMAGE     a raw or qcow2 root image (at most 64 GiB)\n"
+			"  --label, -l LABEL    the template's label (default black)\n",
+	},
+	{
+		.name = "events",
+		.handler = qc_cmd_events,
+		.usage = "",
+		.summary = "print qubed's events until interrupted",
+		.help = "One line per event: SUBJECT EVENT KEY=VALUE...  Exit status 3 when\n"
+			"qubed closes the stream.\n",
+	},
 	{
 		.group = "policy",
 		.name = "lint",
@@ -50,5 +236,5 @@ const struct qc_command qc_commands[] = {
 			"policy directory or the system information cannot be read, 2 on a\n"
 			"usage error.\n",
 	},
-	{ .group = NULL },
+	{ .name = NULL },
 };

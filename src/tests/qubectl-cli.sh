@@ -31,7 +31,7 @@ sys=$cases/default-system.json
 expect 0 "--help" "policy +lint" "$q" --help
 expect 0 "--version" "^qubectl [0-9]+\.[0-9]+" "$q" --version
 expect 2 "no arguments" "usage: qubectl" "$q"
-expect 2 "unknown group" "unknown command group" "$q" frobnicate
+expect 2 "unknown group" "unknown command" "$q" frobnicate
 expect 0 "group --help" "lint .*check" "$q" policy --help
 expect 2 "group without command" "usage: qubectl policy" "$q" policy
 expect 2 "unknown command" "unknown command" "$q" policy frob
