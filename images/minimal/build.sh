@@ -27,7 +27,7 @@ usage() {
   cat <<EOF
 usage: $prog --output DIR [options]
   --output DIR          where vmlinuz, initramfs.cpio.gz and manifest.txt go
-  --build-dir DIR       meson build dir; DIR/rpc/qube-agent and DIR/rpc/qube-call
+  --build-dir DIR       meson build dir; DIR/rpc/guest/qube-agent and DIR/rpc/guest/qube-call
                         are included when they exist
   --add PATH[:DEST]     include an extra file (default DEST /usr/bin/NAME);
                         dynamically linked programs get their libraries
@@ -341,10 +341,10 @@ add_file() {
 }
 if [ -n "$builddir" ]; then
   for b in qube-agent qube-call; do
-    if [ -x "$builddir/rpc/$b" ]; then
-      add_file "$builddir/rpc/$b" "/usr/bin/$b"
+    if [ -x "$builddir/rpc/guest/$b" ]; then
+      add_file "$builddir/rpc/guest/$b" "/usr/bin/$b"
     else
-      say "$b not built in $builddir/rpc; the image has no $b"
+      say "$b not built in $builddir/rpc/guest; the image has no $b"
     fi
   done
 fi

@@ -6,9 +6,9 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
 demo=$top/scripts/demo
 qubectl=$build/src/qubectl
-broker=$build/rpc/qube-broker
-agent=$build/rpc/qube-agent
-call=$build/rpc/qube-call
+broker=$build/rpc/broker/qube-broker
+agent=$build/rpc/guest/qube-agent
+call=$build/rpc/guest/qube-call
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; }

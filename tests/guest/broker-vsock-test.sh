@@ -32,7 +32,7 @@ start_s=$SECONDS
 expected=45
 
 missing=()
-for p in rpc/qube-broker rpc/qube-agent rpc/qube-call rpc/rpc-starter tests/guest/vhost-vsock-peer; do
+for p in rpc/broker/qube-broker rpc/guest/qube-agent rpc/guest/qube-call rpc/rpc-starter tests/guest/vhost-vsock-peer; do
   [ -x "$build/$p" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -66,7 +66,7 @@ grep '^load order:' "$T/modules.out"
 
 img=$("$lib/guest-image.sh" --build-dir "$build" --output "$build/tests/guest/broker-vsock-image" \
   --modules "$mods" \
-  --add "$build/rpc/qube-broker:/usr/sbin/qube-broker" \
+  --add "$build/rpc/broker/qube-broker:/usr/sbin/qube-broker" \
   --add "$build/rpc/rpc-starter:/usr/bin/rpc-starter" \
   --add "$build/tests/guest/vhost-vsock-peer:/usr/bin/vhost-vsock-peer" \
   --add "$here/broker-vsock-guest.sh:/usr/bin/broker-vsock-guest")

@@ -25,7 +25,7 @@ build=${1:?usage: rpc-e2e-test.sh MESON_BUILD_ROOT}
 build=$(cd "$build" && pwd)
 
 missing=()
-for p in rpc/qube-agent rpc/qube-call rpc/qube-broker vmm/qube-vsockd; do
+for p in rpc/guest/qube-agent rpc/guest/qube-call rpc/broker/qube-broker vmm/qube-vsockd; do
   [ -x "$build/$p" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -35,8 +35,8 @@ fi
 for tool in qemu-system-x86_64 mkfs.ext4 python3; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
 done
-AGENT=$build/rpc/qube-agent CALL=$build/rpc/qube-call
-BROKER=$build/rpc/qube-broker VSOCKD=$build/vmm/qube-vsockd
+AGENT=$build/rpc/guest/qube-agent CALL=$build/rpc/guest/qube-call
+BROKER=$build/rpc/broker/qube-broker VSOCKD=$build/vmm/qube-vsockd
 
 img=$("$lib/guest-image.sh" --build-dir "$build")
 # the uncompressed PVH kernel boots about twice as fast under TCG

@@ -33,7 +33,7 @@ build=$(cd "$build" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 for b in qube-agent qube-call; do
-  [ -x "$build/rpc/$b" ] && inputs+=("$build/rpc/$b")
+  [ -x "$build/rpc/guest/$b" ] && inputs+=("$build/rpc/guest/$b")
 done
 
 exec {lockfd}>"$out/.lock"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * libFuzzer harness for the broker's own line parsers (rpc/broker-util.c):
+ * libFuzzer harness for the broker's own line parsers (rpc/broker/util.c):
  * the first byte picks the parser, the rest is its input.
  *   0: bk_hybrid_ok_parse  the "OK <n>\n" answer read from a target's
  *                          hybrid vsock socket (guest-influenced)

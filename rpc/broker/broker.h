@@ -2,10 +2,10 @@
 /*
  * qube-broker internals, shared by its two processes:
  *
- *   monitor  (privileged; broker-monitor.c) holds the policy, inotify, the
+ *   monitor  (privileged; monitor.c and monitor.h) holds the policy, inotify, the
  *            ask and start interfaces, accepts guest connections (without
  *            reading from them) and opens connections to target agents.
- *   sandbox  (unprivileged, seccomp; broker-sandbox.c) reads every guest
+ *   sandbox  (unprivileged, seccomp; sandbox.c) reads every guest
  *            byte: parses call requests, asks the monitor for decisions
  *            over a SOCK_SEQPACKET socketpair, and pumps the streams.
  *
