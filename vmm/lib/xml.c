@@ -468,6 +468,11 @@ int qvmm_domain_xml_metadata(const char *xml, char ret_qube[32], char ret_uuid[3
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc)
 		return -EINVAL;
+	/* libvirt writes no DTD; one here could only define entities */
+	if (doc->intSubset || doc->extSubset) {
+		ret = -EINVAL;
+		goto out;
+	}
 	root = xmlDocGetRootElement(doc);
 	if (!root || strcmp((const char *)root->name, "domain") != 0 || root->ns) {
 		ret = -EINVAL;

@@ -564,6 +564,13 @@ static void test_names_metadata(void)
 		"<domain><metadata><q:qube xmlns:q='" QVMM_XML_NS "'><q:name>&e;</q:name>"
 		"<q:uuid>0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9</q:uuid></q:qube></metadata></domain>";
 	CHECK(qvmm_domain_xml_metadata(xxe, q, u) == -EINVAL && strcmp(q, "q") == 0, "entity");
+	/* nor an internal one (a DTD is refused outright) */
+	const char *internal =
+		"<?xml version='1.0'?><!DOCTYPE domain [<!ENTITY a 'abc'>]>"
+		"<domain><metadata><q:qube xmlns:q='" QVMM_XML_NS "'><q:name>&a;</q:name>"
+		"<q:uuid>0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9</q:uuid></q:qube></metadata></domain>";
+	CHECK(qvmm_domain_xml_metadata(internal, q, u) == -EINVAL && strcmp(q, "q") == 0,
+	      "internal entity");
 }
 
 int main(void)
