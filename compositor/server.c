@@ -590,9 +590,14 @@ int main(int argc, char **argv)
 	wl_display_destroy_clients(server->display);
 	qc_selection_clear(&server->host_sel);
 	qc_global_clip_clear(&server->clip);
+	if (server->notice_timer)
+		wl_event_source_remove(server->notice_timer);
+	qc_compat_scene_destroy(server->scene);
 	wlr_xcursor_manager_destroy(server->xcursor);
 	wlr_cursor_destroy(server->cursor);
 	wlr_backend_destroy(server->be.backend);
+	wlr_allocator_destroy(server->be.allocator);
+	wlr_renderer_destroy(server->be.renderer);
 	wl_display_destroy(server->display);
 	wlr_output_layout_destroy(server->layout);
 	qc_font_free(server->font);

@@ -50,6 +50,11 @@ struct wlr_scene_node *qc_compat_scene_root(struct wlr_scene *scene)
 	return &scene->node;
 }
 
+void qc_compat_scene_destroy(struct wlr_scene *scene)
+{
+	wlr_scene_node_destroy(&scene->node);
+}
+
 struct wlr_scene_node *qc_compat_tree_new(struct wlr_scene_node *parent)
 {
 	struct wlr_scene_tree *t = wlr_scene_tree_create(parent);

@@ -48,6 +48,7 @@ int qc_compat_backend_init(struct qc_compat_backend *be, struct wl_display *disp
 
 /* Scene graph: 0.15 parents are wlr_scene_node, 0.16+ wlr_scene_tree */
 struct wlr_scene_node *qc_compat_scene_root(struct wlr_scene *scene);
+void qc_compat_scene_destroy(struct wlr_scene *scene);
 struct wlr_scene_node *qc_compat_tree_new(struct wlr_scene_node *parent);
 struct wlr_scene_rect *qc_compat_rect_new(struct wlr_scene_node *parent, int w, int h,
 					  const float color[static 4]);

@@ -36,7 +36,22 @@ die() { echo "FATAL: $*" >&2; dump_logs; exit 1; }
 ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; fail_count=$((fail_count + 1)); }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# stop_compositor: SIGTERM, a clean exit (0) expected; in the sanitizer
+# build, no AddressSanitizer/UBSan/LeakSanitizer report in its log
+stop_compositor() {
+	local rc=0
+	kill -TERM "$COMP_PID" 2>/dev/null || true
+	wait "$COMP_PID" || rc=$?
+	COMP_PID=
+	check "compositor exits cleanly on SIGTERM (exit $rc)" test "$rc" = 0
+	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/compositor.log"; then
+		not_ok "sanitizer report in the compositor log"
+	elif [ "${QC_SANITIZED:-0}" = 1 ]; then
+		ok "no sanitizer report (ASan+UBSan build)"
+	fi
+}
 finish() {
+	[ -n "$COMP_PID" ] && stop_compositor
 	if [ "$fail_count" -gt 0 ]; then dump_logs; echo "$fail_count check(s) failed" >&2; exit 1; fi
 	echo "all checks passed"
 }
@@ -51,6 +66,10 @@ wait_for() { # wait_for TIMEOUT_S DESCRIPTION COMMAND...
 
 CTL=$T/ctl
 start_compositor() { # extra options
+	# full malloc stacks, so that the one wlroots-internal leak at exit
+	# can be suppressed by name (lsan.supp) and nothing else is
+	ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=0} \
+	LSAN_OPTIONS=suppressions=$HERE/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS} \
 	WLR_BACKENDS=headless WLR_RENDERER=pixman WLR_LIBINPUT_NO_DEVICES=1 \
 	WLR_HEADLESS_OUTPUTS=1 \
 		"$QC_COMPOSITOR" --debug-control --socket wl-host --control "$CTL" "$@" \
