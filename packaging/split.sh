@@ -14,7 +14,7 @@ export LC_ALL=C
 prog=packaging/split.sh
 die() { echo "$prog: error: $*" >&2; exit 1; }
 
-format= rules= keys=
+format='' rules='' keys=''
 while [ $# -gt 0 ]; do
   case $1 in
     --format) [ $# -ge 2 ] || die "--format needs a value"; format=$2; shift 2 ;;
@@ -50,7 +50,7 @@ done < "$rules"
 [ ${#pats[@]} -gt 0 ] || die "$rules: no rules"
 
 declare -A owner=()
-declare -A lists=([guest]= [host]= [policy]= [-]=)
+declare -A lists=([guest]='' [host]='' [policy]='' [-]='')
 unmatched=()
 while IFS= read -r -d '' path; do
   i=0 hit=

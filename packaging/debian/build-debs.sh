@@ -16,7 +16,7 @@ die() { echo "$prog: error: $*" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
-out= jobs=2 check=0
+out='' jobs=2 check=0
 while [ $# -gt 0 ]; do
   case $1 in
     --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; jobs=$2; shift 2 ;;
