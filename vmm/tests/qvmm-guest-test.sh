@@ -6,7 +6,10 @@
 # /etc/libvirt/qemu (persistent domains and autostart networks), and starts
 # its own virtlogd and libvirtd there; it stops only those and the domains
 # it made.  Skips (77) without root, unshare, QEMU or libvirtd.
-#   qvmm-guest-test.sh MESON_BUILD_ROOT QVMM_GUEST QUBE_VSOCKD
+#   qvmm-guest-test.sh MESON_BUILD_ROOT QVMM_GUEST QUBE_VSOCKD [--bench RUNS]
+# With --bench, the benchmark instead: RUNS alternating starts through
+# libvirt and QEMU started directly (tests/lib/qemu-guest.sh), same kernel,
+# initramfs, disk and memory, each timed to the agent answering.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 lib=$here/../../tests/lib
@@ -91,4 +94,9 @@ cleanup() {
 }
 trap cleanup EXIT
 "$scratch/start-libvirtd"
-"$qvmm_guest" "$scratch/img" "$scratch" "$vsockd" "$lib/hybrid-wait.py" "$scratch/start-libvirtd"
+bench=()
+if [ "${4:-}" = --bench ]; then
+  bench=(--bench "${5:?--bench needs a number of runs}" "$lib/qemu-guest.sh")
+fi
+"$qvmm_guest" "$scratch/img" "$scratch" "$vsockd" "$lib/hybrid-wait.py" "$scratch/start-libvirtd" \
+  "${bench[@]}"

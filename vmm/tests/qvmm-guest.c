@@ -169,6 +169,7 @@ static bool find_ours(struct qvmm_conn *c, struct qvmm_owned *ret)
 struct boot {
 	char *vu_sock, *uds, *console, *vsockd_log, *xml;
 	pid_t vsockd;
+	double spawn_s; /* time qvmm_vsockd_spawn took */
 };
 
 static int boot_start(struct qvmm_conn *c, struct boot *b, int n, enum qvmm_accel accel,
@@ -193,8 +194,10 @@ static int boot_start(struct qvmm_conn *c, struct boot *b, int n, enum qvmm_acce
 	snprintf(name, sizeof(name), "vsockd%d.log", n);
 	b->vsockd_log = path_in(scratch, name);
 
+	double t0 = now();
 	r = qvmm_vsockd_spawn(vsockd_path, b->vu_sock, 3, b->uds, b->vsockd_log, &b->vsockd, err,
 			      sizeof(err));
+	b->spawn_s = now() - t0;
 	if (r < 0) {
 		fprintf(stderr, "FAIL: qvmm_vsockd_spawn: %s\n", err);
 		goto out;
@@ -246,6 +249,160 @@ static void dump(const char *path)
 	}
 }
 
+
+/* ---- benchmark: libvirt start vs QEMU started directly ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* one libvirt run: seconds from qvmm_domain_start to the agent answering */
+static double bench_libvirt(struct qvmm_conn *c, int run, const struct qvmm_disk *disks)
+{
+	struct boot b = { 0 };
+	double t = -1, t0;
+	int r;
+
+	/* boot_start spawns qube-vsockd first; time only from the start call */
+	t0 = now();
+	if (boot_start(c, &b, 100 + run, QVMM_ACCEL_TCG, disks, 1) < 0)
+		goto out;
+	double started = now();
+	r = agent_answers(b.uds, 180);
+	if (r != 0) {
+		fprintf(stderr, "bench: agent did not answer (libvirt run %d)\n", run);
+		goto out;
+	}
+	t = now() - t0 - b.spawn_s;
+	printf("  libvirt run %d: %.2f s (qvmm_domain_start %.2f s)\n", run, t, started - t0 - b.spawn_s);
+out:
+	qvmm_domain_destroy(c, domain, NULL, 0);
+	wait_event(c, QVMM_EV_STOPPED, 30, NULL);
+	if (b.vsockd > 0 && wait_child(b.vsockd, 15) < 0) {
+		kill(b.vsockd, SIGKILL);
+		waitpid(b.vsockd, NULL, 0);
+	}
+	boot_free(&b);
+	return t;
+}
+
+/* one direct run: tests/lib/qemu-guest.sh, same kernel, initramfs, disk, memory */
+static double bench_direct(const char *qemu_guest, int run, const char *disk)
+{
+	char err[512], name[64], cmdline[256];
+	char *vu, *uds, *log, *vlog;
+	char *kernel = path_in(image_dir, "vmlinux"), *initrd = path_in(image_dir, "initramfs.cpio.gz");
+	struct stat st;
+	pid_t vpid = 0, qpid = 0;
+	double t = -1, t0;
+
+	if (stat(kernel, &st) < 0) {
+		free(kernel);
+		kernel = path_in(image_dir, "vmlinuz");
+	}
+	snprintf(name, sizeof(name), "dvu%d.sock", run);
+	vu = path_in(scratch, name);
+	snprintf(name, sizeof(name), "dvsock%d", run);
+	uds = path_in(scratch, name);
+	snprintf(name, sizeof(name), "dconsole%d.log", run);
+	log = path_in(scratch, name);
+	snprintf(name, sizeof(name), "dvsockd%d.log", run);
+	vlog = path_in(scratch, name);
+	if (qvmm_vsockd_spawn(vsockd_path, vu, 3, uds, vlog, &vpid, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench: %s\n", err);
+		goto out;
+	}
+	snprintf(cmdline, sizeof(cmdline), "qube.name=%s qube.rw=/dev/vda", qube);
+	char *argv[] = { (char *)qemu_guest, "--kernel", kernel, "--initrd", initrd,
+			 "--serial-log", log, "--memory", "256", "--append", cmdline,
+			 "--disk", (char *)disk, "--disk-format", "qcow2",
+			 "--vhost-user-vsock", vu, NULL };
+	t0 = now();
+	if (posix_spawn(&qpid, argv[0], NULL, NULL, argv, environ) != 0) {
+		qpid = 0;
+		goto out;
+	}
+	if (agent_answers(uds, 180) != 0) {
+		fprintf(stderr, "bench: agent did not answer (direct run %d)\n", run);
+		goto out;
+	}
+	t = now() - t0;
+	printf("  direct  run %d: %.2f s\n", run, t);
+out:
+	if (qpid > 0) {
+		kill(qpid, SIGTERM);
+		waitpid(qpid, NULL, 0);
+	}
+	if (vpid > 0 && wait_child(vpid, 15) < 0) {
+		kill(vpid, SIGKILL);
+		waitpid(vpid, NULL, 0);
+	}
+	free(vu);
+	free(uds);
+	free(log);
+	free(vlog);
+	free(kernel);
+	free(initrd);
+	return t;
+}
+
+static int bench_main(int runs, const char *qemu_guest)
+{
+	struct qvmm_conn *c = NULL;
+	char err[1024];
+	double lv[64], dq[64];
+	int ok = 0;
+
+	if (runs < 1 || runs > 64)
+		return 2;
+	if (qvmm_connect(NULL, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	char *priv = path_in(scratch, "bench-private.qcow2");
+	if (qvmm_volume_create(priv, 64 << 20, true, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	struct qvmm_disk disks[] = { { priv, "qcow2", false } };
+	printf("== warm-up (not counted): one run each\n");
+	if (bench_libvirt(c, 0, disks) < 0 || bench_direct(qemu_guest, 0, priv) < 0)
+		goto out;
+	printf("== %d runs each, alternating\n", runs);
+	for (int i = 1; i <= runs; i++) {
+		lv[i - 1] = bench_libvirt(c, i, disks);
+		dq[i - 1] = bench_direct(qemu_guest, i, priv);
+		if (lv[i - 1] < 0 || dq[i - 1] < 0)
+			goto out;
+	}
+	/* each pair ran back to back: its ratio is less exposed to the
+	 * machine's load drifting over the whole benchmark */
+	double pr[64];
+	for (int i = 0; i < runs; i++)
+		pr[i] = lv[i] / dq[i];
+	double mr = median(pr, runs);
+	double ml = median(lv, runs), md = median(dq, runs);
+	printf("start to agent answering, median of %d (TCG, 256 MiB, 1 vCPU):\n"
+	       "  libvirt (qvmm_domain_start): %.2f s\n"
+	       "  QEMU direct (qemu-guest.sh): %.2f s\n"
+	       "  ratio of the medians libvirt/direct: %.3f\n"
+	       "  median of the per-pair ratios: %.3f (target <= 1.2)\n",
+	       runs, ml, md, ml / md, mr);
+	ok = 1;
+out:
+	qvmm_conn_free(c);
+	free(priv);
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct qvmm_conn *c = NULL, *c2 = NULL;
@@ -258,8 +415,16 @@ int main(int argc, char **argv)
 	double t0;
 	int r;
 
+	int bench_runs = 0;
+	const char *qemu_guest = NULL;
+	if (argc == 9 && strcmp(argv[6], "--bench") == 0) {
+		bench_runs = atoi(argv[7]);
+		qemu_guest = argv[8];
+		argc = 6;
+	}
 	if (argc != 6) {
-		fprintf(stderr, "usage: qvmm-guest IMAGE_DIR SCRATCH QUBE_VSOCKD HYBRID_WAIT RESTART_CMD\n");
+		fprintf(stderr, "usage: qvmm-guest IMAGE_DIR SCRATCH QUBE_VSOCKD HYBRID_WAIT RESTART_CMD"
+				" [--bench RUNS QEMU_GUEST_SH]\n");
 		return 2;
 	}
 	image_dir = argv[1];
@@ -271,6 +436,8 @@ int main(int argc, char **argv)
 	snprintf(qube, sizeof(qube), "vmmtest%d", (int)getpid() % 100000);
 	if (qvmm_domain_name(qube, domain) < 0)
 		return 2;
+	if (bench_runs)
+		return bench_main(bench_runs, qemu_guest);
 
 	r = qvmm_connect(NULL, &c, err, sizeof(err));
 	CHECK(r == 0, "qvmm_connect: %s", err);
