@@ -69,16 +69,49 @@ static bool uuid_is_valid(const char *u)
 }
 
 /*
- * The characters XML 1.0 cannot carry at all (most C0 controls): the
- * writer would emit them as character references that no parser accepts,
- * so such a value is refused with the field named.
+ * Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF)
+ * of characters XML 1.0 can carry: #x9 #xA #xD [#x20-#xD7FF]
+ * [#xE000-#xFFFD] [#x10000-#x10FFFF]. Anything else the writer would put
+ * out as bytes or references that no parser accepts, so such a value is
+ * refused with its field named.
  */
-static bool xml_text_ok(const char *s)
+static bool xml_text_ok(const char *str)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
+	const unsigned char *p = (const unsigned char *)str;
+
+	while (*p) {
+		uint32_t cp;
+		int n;
+
+		if (*p < 0x80) {
+			cp = *p;
+			n = 0;
+		} else if ((*p & 0xe0) == 0xc0) {
+			cp = *p & 0x1f;
+			n = 1;
+		} else if ((*p & 0xf0) == 0xe0) {
+			cp = *p & 0x0f;
+			n = 2;
+		} else if ((*p & 0xf8) == 0xf0) {
+			cp = *p & 0x07;
+			n = 3;
+		} else {
 			return false;
-	return xmlCheckUTF8((const xmlChar *)s) != 0;
+		}
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		/* the shortest form only */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000))
+			return false;
+		if (!(cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
+		      (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff)))
+			return false;
+		p += n + 1;
+	}
+	return true;
 }
 
 /* a value inside a QEMU -chardev/-device option string: ',' is doubled */

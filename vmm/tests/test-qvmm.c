@@ -477,6 +477,11 @@ static void test_xml_refused(void)
 	REFUSED(s.cmdline = "a\x7f\x02", "cmdline");
 	REFUSED(s.console_log = "/x\x0c", "console_log");
 	REFUSED(s.label = "\xff\xfe", "label");
+	REFUSED(s.label = "u\xc1\xb5", "label");          /* overlong 'u' (found by the fuzzer) */
+	REFUSED(s.label = "\xed\xa0\x80", "label");      /* a UTF-16 surrogate */
+	REFUSED(s.label = "\xef\xbf\xbe", "label");      /* U+FFFE, not an XML character */
+	REFUSED(s.label = "\xf4\x90\x80\x80", "label"); /* above U+10FFFF */
+	REFUSED(s.label = "\xe2\x82", "label");           /* cut short */
 	REFUSED(s.label = NULL, "label");
 	REFUSED(s.name = "qube-other", "name");
 	REFUSED(s.name = "work", "name");
@@ -505,6 +510,15 @@ static void test_xml_refused(void)
 	REFUSED((s.disks = ctl, s.n_disks = 1), "disks[0].path");
 	REFUSED((s.disks = NULL, s.n_disks = 1), "disks");
 	REFUSED(s.n_disks = 27, "disks");
+
+	/* accepted: any XML character, as itself */
+	s = base_spec(disks, 1, QVMM_ACCEL_TCG, QVMM_VSOCK_USER);
+	s.label = "r\xc3\xa9" "d \xe2\x82\xac \xf0\x9f\x94\xb4 \xef\xbf\xbd";
+	x = NULL;
+	CHECK(qvmm_domain_xml(&s, &x, err, sizeof(err)) == 0 && x &&
+		      strstr(x, "r\xc3\xa9" "d \xe2\x82\xac \xf0\x9f\x94\xb4 \xef\xbf\xbd"),
+	      "UTF-8 label: %s", err);
+	free(x);
 
 	/* accepted: VHOST needs no socket; no initrd, cmdline or console log */
 	s = base_spec(disks, 1, QVMM_ACCEL_TCG, QVMM_VSOCK_VHOST);
