@@ -166,8 +166,8 @@ cp "$root/boot/initrd.img-$kver" "$base.initrd.img.tmp"
 # PVH entry note: QEMU then boots it straight (no real-mode setup, no
 # decompression), about twice as fast under TCG.
 rm -f "$base.vmlinux"
-xzoff=$(grep -obUaP '\xFD7zXZ\x00' "$base.vmlinuz.tmp" || true)
-xzoff=${xzoff%%:*}
+# (grep -o prints the matched bytes, NUL included: keep only the offsets)
+xzoff=$({ grep -obUaP '\xFD7zXZ\x00' "$base.vmlinuz.tmp" || true; } | tr -d '\0' | sed -n '1s/:.*//p')
 if [ -n "$xzoff" ] &&
    xz -dc --single-stream < <(tail -c +"$((xzoff + 1))" "$base.vmlinuz.tmp") > "$base.vmlinux.tmp" 2>/dev/null &&
    [ "$(readelf -n "$base.vmlinux.tmp" 2>/dev/null | grep -c 'Xen.*(0x00000012)')" -ge 1 ]; then
@@ -185,7 +185,7 @@ epoch=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$root/etc/debian_version")}
 uuid=$(printf '%s' "qube-template-$suite-$epoch" | sha256sum | sed -E 's/^(.{8})(.{4}).(.{3}).(.{3})(.{12}).*/\1-\2-4\3-8\4-\5/')
 t0=$SECONDS
 E2FSPROGS_FAKE_TIME=$epoch mkfs.ext4 -q -F -L qube-root -U "$uuid" -E "hash_seed=$uuid" \
-  -d "$root" "$work/root.raw" "$size" || die "mkfs.ext4 -d failed"
+  -d "$root" "$work/root.raw" "$size" > "$work/mkfs.log" 2>&1 || { cat "$work/mkfs.log" >&2; die "mkfs.ext4 -d failed"; }
 e2fsck -fn "$work/root.raw" > "$work/fsck.log" 2>&1 || { cat "$work/fsck.log" >&2; die "e2fsck finds errors in the new root"; }
 qemu-img convert -f raw -O qcow2 "$work/root.raw" "$out.tmp" || die "qemu-img convert failed"
 mv "$out.tmp" "$out"

@@ -163,6 +163,7 @@ t_agent1=$t_agent
 state=$(vmshell 'systemctl is-system-running --wait 2>&1; systemctl --failed --no-legend --plain 2>&1 | sed "s/^/failed: /"') ||
   die "qube.VMShell call failed"
 echo "$state" | sed 's/^/# guest: /'
+vmshell 'systemd-analyze time 2>&1 | head -n 2' | sed 's/^/# guest: /' || true
 check "boot 1: systemd is 'running' with no failed unit" test "$(head -n 1 <<<"$state")" = running
 check "boot 1: systemctl --failed lists nothing" bash -c "! grep -q '^failed: ' <<<'$state'"
 check "boot 1: multi-user.target is active" test "$(vmshell 'systemctl is-active multi-user.target')" = active
