@@ -86,11 +86,11 @@ show "qubectl start work"
 s=$(date +%s); qubectl start work; echo "    (running after $(( $(date +%s) - s )) s)"
 show "qubectl ls"
 qubectl ls
-for _ in $(seq 300); do grep -q 'work-to-untrusted-exit=' "$T/log/console-work.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -a -q '^work-to-untrusted-exit=[0-9]' "$T/log/console-work.log" 2>/dev/null && grep -a -q '^untrusted-to-work-exit=[0-9]' "$T/log/console-untrusted.log" && break; sleep 0.1; done
 echo "    untrusted's console (its call to work at boot):"
-grep -a 'untrusted-to-work-exit=' "$T/log/console-untrusted.log" | tr -d '\r' | sed 's/^/      /'
+tr -d '\r' < "$T/log/console-untrusted.log" | grep -a -E '^untrusted-to-work-exit=' | sed 's/^/      /'
 echo "    work's console (its call to untrusted at boot):"
-grep -a -E 'untrusted: Linux|work-to-untrusted-exit=' "$T/log/console-work.log" | tr -d '\r' | sed 's/^/      /'
+tr -d '\r' < "$T/log/console-work.log" | grep -a -E '^(untrusted: Linux|work-to-untrusted-exit=)' | sed 's/^/      /'
 echo "    the broker's decisions (the source is the qube's vsock transport, never what the guest says):"
 grep ' call id=' "$T/log/broker.log" | sed -E 's/^[^ ]+ qube-broker: //; s/ rule=[^ ]+//; s/ reason=.*//; s/^/      /'
 
@@ -100,4 +100,9 @@ show "qubectl ls"
 qubectl ls
 show "qubectl remove --force work untrusted minimal"
 qubectl remove --force work untrusted minimal
-echo "    qubes removed: no file under the state directory, no libvirt domain left"
+left=$(ls -A "$T/state/qubes"; virsh -q -c qemu:///system list --all --name | grep -E '^qube-(work|untrusted|minimal)$' || true)
+if [ -z "$left" ]; then
+  echo "    removed: no file left under the state directory, no libvirt domain left"
+else
+  echo "    left over after remove: $left" >&2; exit 1
+fi
