@@ -460,6 +460,13 @@ int main(int argc, char **argv)
 	printf("  qube-vsockd spawned and qvmm_domain_start returned after %.1f s\n", now() - t0);
 	CHECK(wait_event(c, QVMM_EV_STARTED, 30, &ev) == 0, "no STARTED event");
 	CHECK(qvmm_domain_state(c, domain, &state) == 0 && state == QVMM_RUNNING, "state not RUNNING");
+	/* drained: the event fd is not readable any more */
+	while (qvmm_event_next(c, &ev) == 0)
+		printf("  event: domain '%s' type %d detail %d\n", ev.domain, ev.type, ev.detail);
+	{
+		struct pollfd p = { .fd = qvmm_event_fd(c), .events = POLLIN };
+		CHECK(poll(&p, 1, 0) == 0, "event fd readable with an empty queue");
+	}
 	r = agent_answers(b1.uds, 180);
 	CHECK(r == 0, "agent did not answer through qube-vsockd (hybrid-wait exit %d)", r);
 	printf("== agent answered %.1f s after qvmm_domain_start\n", now() - t0);
@@ -496,6 +503,10 @@ int main(int argc, char **argv)
 	}
 	qvmm_conn_free(c);
 	c = NULL;
+	r = qvmm_connect(NULL, &c2, err, sizeof(err));
+	CHECK(r == -ECONNREFUSED && !c2 && strstr(err, "qemu:///system"),
+	      "connect without libvirtd: %d '%s'", r, err);
+	printf("  connect without libvirtd: %s\n", err);
 	{
 		char *rargv[] = { (char *)restart_cmd, NULL };
 		CHECK(run_argv(rargv) == 0, "restart of libvirtd failed");
