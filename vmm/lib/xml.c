@@ -170,67 +170,61 @@ static int arg_el(xmlTextWriterPtr w, const char *val)
 }
 
 /*
- * The one place that knows how the vsock device reaches the guest. VHOST:
- * libvirt's own <vsock> (kernel vhost_vsock). USER: libvirt 9.0 has no
- * XML for a vhost-user vsock device, so the chardev and device go on
- * QEMU's command line, and guest RAM must be shareable (memfd, shared):
- * the <memoryBacking> part is written by memory_backing_xml() below.
- * When libvirt grows a native element, only these two functions change.
+ * The one function that knows how vsock reaches the guest; the domain
+ * writer calls it at the three places of the document where a vsock path
+ * may need something. VHOST: libvirt's own <vsock> (kernel vhost_vsock).
+ * USER (qube-vsockd): libvirt 9.0 has no XML for a vhost-user vsock
+ * device, so the chardev and device go on QEMU's command line, and guest
+ * RAM must be a shared memfd for the vhost-user back-end to map. When
+ * libvirt grows a native element, only this function changes.
  */
-static bool vsock_needs_shared_memory(const struct qvmm_domain_spec *s)
-{
-	return s->vsock == QVMM_VSOCK_USER;
-}
+enum vsock_part { VSOCK_PART_MEMORY, VSOCK_PART_DEVICES, VSOCK_PART_COMMANDLINE };
 
-static int vsock_device_xml(xmlTextWriterPtr w, const struct qvmm_domain_spec *s)
+static int vsock_xml(xmlTextWriterPtr w, const struct qvmm_domain_spec *s, enum vsock_part part)
 {
-	char num[16];
-
-	if (s->vsock != QVMM_VSOCK_VHOST)
-		return 0;
-	snprintf(num, sizeof(num), "%u", s->cid);
-	if (start(w, "vsock") < 0 || attr(w, "model", "virtio") < 0 || start(w, "cid") < 0 ||
-	    attr(w, "auto", "no") < 0 || attr(w, "address", num) < 0 || end(w) < 0 || end(w) < 0)
-		return -1;
-	return 0;
-}
-
-static int vsock_commandline_xml(xmlTextWriterPtr w, const struct qvmm_domain_spec *s)
-{
-	char *path, *chardev = NULL;
+	char num[16], *path = NULL, *chardev = NULL;
 	int ret = -1;
 
-	if (s->vsock != QVMM_VSOCK_USER)
+	switch (part) {
+	case VSOCK_PART_MEMORY:
+		if (s->vsock != QVMM_VSOCK_USER)
+			return 0;
+		if (start(w, "memoryBacking") < 0 || start(w, "source") < 0 ||
+		    attr(w, "type", "memfd") < 0 || end(w) < 0 || start(w, "access") < 0 ||
+		    attr(w, "mode", "shared") < 0 || end(w) < 0 || end(w) < 0)
+			return -1;
 		return 0;
-	path = qemu_opt_escape(s->vhost_user_socket);
-	if (!path)
-		return -1;
-	if (asprintf(&chardev, "socket,id=" VSOCK_CHARDEV_ID ",path=%s", path) < 0) {
-		chardev = NULL;
-		goto out;
+	case VSOCK_PART_DEVICES:
+		if (s->vsock != QVMM_VSOCK_VHOST)
+			return 0;
+		snprintf(num, sizeof(num), "%u", s->cid);
+		if (start(w, "vsock") < 0 || attr(w, "model", "virtio") < 0 || start(w, "cid") < 0 ||
+		    attr(w, "auto", "no") < 0 || attr(w, "address", num) < 0 || end(w) < 0 ||
+		    end(w) < 0)
+			return -1;
+		return 0;
+	case VSOCK_PART_COMMANDLINE:
+		if (s->vsock != QVMM_VSOCK_USER)
+			return 0;
+		path = qemu_opt_escape(s->vhost_user_socket);
+		if (!path)
+			return -1;
+		if (asprintf(&chardev, "socket,id=" VSOCK_CHARDEV_ID ",path=%s", path) < 0) {
+			chardev = NULL;
+			break;
+		}
+		if (xmlTextWriterStartElementNS(w, BAD_CAST "qemu", BAD_CAST "commandline", NULL) < 0 ||
+		    arg_el(w, "-chardev") < 0 || arg_el(w, chardev) < 0 || arg_el(w, "-device") < 0 ||
+		    arg_el(w, "vhost-user-vsock-pci,chardev=" VSOCK_CHARDEV_ID
+			      ",bus=pcie.0,addr=" VSOCK_PCI_ADDR) < 0 ||
+		    end(w) < 0)
+			break;
+		ret = 0;
+		break;
 	}
-	if (xmlTextWriterStartElementNS(w, BAD_CAST "qemu", BAD_CAST "commandline", NULL) < 0 ||
-	    arg_el(w, "-chardev") < 0 || arg_el(w, chardev) < 0 || arg_el(w, "-device") < 0 ||
-	    arg_el(w, "vhost-user-vsock-pci,chardev=" VSOCK_CHARDEV_ID
-		      ",bus=pcie.0,addr=" VSOCK_PCI_ADDR) < 0 ||
-	    end(w) < 0)
-		goto out;
-	ret = 0;
-out:
 	free(chardev);
 	free(path);
 	return ret;
-}
-
-static int memory_backing_xml(xmlTextWriterPtr w, const struct qvmm_domain_spec *s)
-{
-	if (!vsock_needs_shared_memory(s))
-		return 0;
-	if (start(w, "memoryBacking") < 0 || start(w, "source") < 0 || attr(w, "type", "memfd") < 0 ||
-	    end(w) < 0 || start(w, "access") < 0 || attr(w, "mode", "shared") < 0 || end(w) < 0 ||
-	    end(w) < 0)
-		return -1;
-	return 0;
 }
 
 /* every check before a byte is written: bad input changes nothing */
@@ -366,7 +360,7 @@ int qvmm_domain_xml(const struct qvmm_domain_spec *s, char **ret_xml, char *err,
 	W(end(w));
 	snprintf(num, sizeof(num), "%u", s->vcpus);
 	W(text_el(w, "vcpu", num));
-	W(memory_backing_xml(w, s));
+	W(vsock_xml(w, s, VSOCK_PART_MEMORY));
 
 	W(start(w, "os"));
 	W(start(w, "type"));
@@ -446,13 +440,13 @@ int qvmm_domain_xml(const struct qvmm_domain_spec *s, char **ret_xml, char *err,
 		W(end(w));
 		W(end(w));
 	}
-	W(vsock_device_xml(w, s));
+	W(vsock_xml(w, s, VSOCK_PART_DEVICES));
 	W(start(w, "memballoon"));
 	W(attr(w, "model", "none"));
 	W(end(w));
 	W(end(w)); /* devices */
 
-	W(vsock_commandline_xml(w, s));
+	W(vsock_xml(w, s, VSOCK_PART_COMMANDLINE));
 	W(end(w)); /* domain */
 	W(xmlTextWriterEndDocument(w));
 	xmlFreeTextWriter(w);
