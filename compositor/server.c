@@ -124,6 +124,17 @@ static void keyboard_handle_key(struct wl_listener *l, void *data)
 	/* while the ask prompt is up, no key reaches a client */
 	if (qc_prompt_active(server))
 		handled = true;
+	if (ev->state == WL_KEYBOARD_KEY_STATE_PRESSED && handled && k->n_kept < 16) {
+		k->kept[k->n_kept++] = ev->keycode;
+	} else if (ev->state == WL_KEYBOARD_KEY_STATE_RELEASED) {
+		for (size_t i = 0; i < k->n_kept; i++) {
+			if (k->kept[i] == ev->keycode) {
+				k->kept[i] = k->kept[--k->n_kept];
+				handled = true;
+				break;
+			}
+		}
+	}
 	if (!handled) {
 		wlr_seat_set_keyboard(server->seat, k->device);
 		wlr_seat_keyboard_notify_key(server->seat, ev->time_msec, ev->keycode, ev->state);

@@ -106,6 +106,10 @@ struct qc_keyboard {
 	struct qc_server *server;
 	struct wlr_input_device *device;
 	struct wl_listener modifiers, key, destroy;
+	/* keys whose press the compositor kept (bindings, the ask prompt):
+	 * their release is kept too */
+	uint32_t kept[16];
+	size_t n_kept;
 };
 
 struct qc_output {
