@@ -25,10 +25,21 @@
 #define QDB_APPLICATION_ID 0x71756265 /* "qube" in the SQLite header */
 #define DOM0_UUID "00000000-0000-0000-0000-000000000000"
 
+/* Prepared statements are kept per SQL text (the literals' addresses):
+ * preparing was most of the time of a read.  One that is in use (a
+ * nested read of the same kind) gets a fresh, uncached statement. */
+#define QDB_STMT_CACHE 64
+
 struct qdb {
 	sqlite3 *h;
 	char *path;
 	bool in_tx; /* a caller's qdb_begin is open */
+	size_t ncache;
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+		bool busy;
+	} cache[QDB_STMT_CACHE];
 };
 
 /* One row of the qubes table. */
@@ -74,10 +85,47 @@ static int db_fail(struct qdb *db, int rc, struct qerr *err, const char *what)
 
 static int prep(struct qdb *db, const char *sql, sqlite3_stmt **ret, struct qerr *err)
 {
-	int rc = sqlite3_prepare_v2(db->h, sql, -1, ret, NULL);
+	bool cached = false;
+	for (size_t i = 0; i < db->ncache; i++) {
+		if (db->cache[i].sql != sql)
+			continue;
+		cached = true;
+		if (!db->cache[i].busy) {
+			db->cache[i].busy = true;
+			*ret = db->cache[i].st;
+			return 0;
+		}
+	}
+	int rc = sqlite3_prepare_v3(db->h, sql, -1, cached ? 0 : SQLITE_PREPARE_PERSISTENT, ret, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(db, rc, err, "prepare");
+	if (!cached && db->ncache < QDB_STMT_CACHE) {
+		db->cache[db->ncache].sql = sql;
+		db->cache[db->ncache].st = *ret;
+		db->cache[db->ncache].busy = true;
+		db->ncache++;
+	}
 	return 0;
+}
+
+/* Done with a statement from prep(): a cached one is reset for reuse. */
+static void release(struct qdb *db, sqlite3_stmt *st)
+{
+	for (size_t i = 0; i < db->ncache; i++)
+		if (db->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			db->cache[i].busy = false;
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+static void cache_clear(struct qdb *db)
+{
+	for (size_t i = 0; i < db->ncache; i++)
+		sqlite3_finalize(db->cache[i].st);
+	db->ncache = 0;
 }
 
 static int exec(struct qdb *db, const char *sql, struct qerr *err)
@@ -95,7 +143,7 @@ static int step_done(struct qdb *db, sqlite3_stmt *st, struct qerr *err)
 	int ret = 0;
 	if (rc != SQLITE_DONE)
 		ret = db_fail(db, rc, err, "write");
-	sqlite3_finalize(st);
+	release(db, st);
 	return ret;
 }
 
@@ -185,7 +233,7 @@ static int meta_get_int(struct qdb *db, const char *key, long long *ret, bool *f
 	} else if (rc != SQLITE_DONE) {
 		r = db_fail(db, rc, err, "read meta");
 	}
-	sqlite3_finalize(st);
+	release(db, st);
 	return r;
 }
 
@@ -256,7 +304,7 @@ static int pragma_text(struct qdb *db, const char *sql, char *out, size_t cap, s
 		out[0] = '\0';
 	else
 		r = db_fail(db, rc, err, sql);
-	sqlite3_finalize(st);
+	release(db, st);
 	return r;
 }
 
@@ -379,6 +427,7 @@ static int db_connect(const char *path, struct qdb **ret, struct qerr *err)
 	return 0;
 
 err_close:
+	cache_clear(db);
 	sqlite3_close_v2(db->h);
 	free(db->path);
 	free(db);
@@ -503,6 +552,7 @@ void qdb_close(struct qdb *db)
 	if (!db)
 		return;
 	qdb_rollback(db);
+	cache_clear(db);
 	sqlite3_close_v2(db->h);
 	free(db->path);
 	free(db);
@@ -556,7 +606,7 @@ static int row_query(struct qdb *db, const char *sql, const char *name, long lon
 	} else {
 		r = db_fail(db, rc, err, "read qube");
 	}
-	sqlite3_finalize(st);
+	release(db, st);
 	return r;
 }
 
@@ -609,7 +659,7 @@ int qdb_qube_by_cid(struct qdb *db, uint32_t cid, char ret_name[32], struct qerr
 	} else {
 		r = db_fail(db, rc, err, "read qube");
 	}
-	sqlite3_finalize(st);
+	release(db, st);
 	return r;
 }
 
@@ -650,7 +700,7 @@ static int collect(struct qdb *db, sqlite3_stmt *st, char ***ret, size_t *ret_n,
 		r = db_fail(db, rc, err, "read");
 	else if (r == -ENOMEM)
 		qdb_err_set(err, "QubesException", "out of memory");
-	sqlite3_finalize(st);
+	release(db, st);
 	if (r < 0) {
 		qdb_strv_free(v, n);
 		return r;
@@ -696,7 +746,7 @@ static int stored_get(struct qdb *db, long long qid, const char *prop, char out[
 	} else {
 		r = db_fail(db, rc, err, "read property");
 	}
-	sqlite3_finalize(st);
+	release(db, st);
 	return r;
 }
 
@@ -817,7 +867,7 @@ static int prop_default(struct qdb *db, const struct qrow *q, const struct qdb_p
 				col_copy(st, 0, os, sizeof(os));
 				linux_os = strcmp(os, "Linux") == 0;
 			}
-			sqlite3_finalize(st);
+			release(db, st);
 			snprintf(out, QDB_VAL_MAX, "%lld", linux_os ? strtoll(mem, NULL, 10) * 10 : 4000ll);
 		}
 		return 0;
@@ -1529,7 +1579,7 @@ static int exists_int(struct qdb *db, const char *sql, long long v, bool *ret, s
 		*ret = false;
 	else
 		r = db_fail(db, rc, err, "read");
-	sqlite3_finalize(st);
+	release(db, st);
 	return r;
 }
 
@@ -1542,13 +1592,23 @@ static int insert_qube(struct qdb *db, const char *name, enum qdb_class cls, str
 	long long qid, cid, next;
 	int r;
 
-	for (qid = 1; qid <= QDB_QID_MAX; qid++) {
-		r = exists_int(db, "SELECT 1 FROM qubes WHERE qid = ?", qid, &used, err);
-		if (r < 0)
-			return r;
-		if (!used)
-			break;
+	/* the lowest free qid: max + 1 when there is no gap (the usual case,
+	 * cheap), else the first gap */
+	sqlite3_stmt *st;
+	r = prep(db, "SELECT CASE WHEN count(*) = max(qid) + 1 THEN max(qid) + 1 ELSE "
+	             "(SELECT min(a.qid + 1) FROM qubes a WHERE "
+	             "NOT EXISTS (SELECT 1 FROM qubes b WHERE b.qid = a.qid + 1)) END FROM qubes", &st, err);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = db_fail(db, rc, err, "allocate qid");
+		release(db, st);
+		return r;
 	}
+	qid = sqlite3_column_int64(st, 0);
+	used = sqlite3_column_type(st, 0) == SQLITE_NULL || qid > QDB_QID_MAX;
+	release(db, st);
 	if (used) {
 		qdb_err_set(err, "QubesException", "Cannot find unused qid (all of 1-%d are in use)", QDB_QID_MAX);
 		return -ENOSPC;
@@ -1579,7 +1639,6 @@ static int insert_qube(struct qdb *db, const char *name, enum qdb_class cls, str
 	r = new_uuid(q->uuid, err);
 	if (r < 0)
 		return r;
-	sqlite3_stmt *st;
 	r = prep(db, "INSERT INTO qubes (qid, name, class, uuid, cid) VALUES (?, ?, ?, ?, ?)", &st, err);
 	if (r < 0)
 		return r;
@@ -1863,7 +1922,7 @@ bool qdb_tag_has(struct qdb *db, const char *qube, const char *tag)
 	sqlite3_bind_int64(st, 1, q.qid);
 	bind_text(st, 2, tag);
 	has = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	release(db, st);
 	return has;
 }
 
@@ -1925,7 +1984,7 @@ int qdb_feature_get(struct qdb *db, const char *qube, const char *key, char **re
 	} else {
 		r = db_fail(db, rc, err, "read feature");
 	}
-	sqlite3_finalize(st);
+	release(db, st);
 	return r;
 }
 

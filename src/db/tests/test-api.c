@@ -68,13 +68,21 @@ static int fx_teardown(void **state)
 
 /* ---- dump of the whole database through a second connection ---- */
 
-static void dump_append(char **buf, size_t *len, const char *s)
+struct dumpbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void dump_append(struct dumpbuf *b, const char *s)
 {
 	size_t n = strlen(s);
-	*buf = realloc(*buf, *len + n + 1);
-	assert_non_null(*buf);
-	memcpy(*buf + *len, s, n + 1);
-	*len += n;
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	memcpy(b->p + b->len, s, n + 1);
+	b->len += n;
 }
 
 static char *dump(const char *path)
@@ -89,8 +97,7 @@ static char *dump(const char *path)
 		"SELECT 'schema', type, name, sql, '' FROM sqlite_master ORDER BY name",
 	};
 	sqlite3 *h;
-	char *buf = NULL;
-	size_t len = 0;
+	struct dumpbuf b = { NULL, 0, 0 };
 	assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
 		sqlite3_stmt *st;
@@ -98,15 +105,15 @@ static char *dump(const char *path)
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			for (int c = 0; c < 5; c++) {
 				const unsigned char *t = sqlite3_column_text(st, c);
-				dump_append(&buf, &len, t ? (const char *)t : "<NULL>");
-				dump_append(&buf, &len, "|");
+				dump_append(&b, t ? (const char *)t : "<NULL>");
+				dump_append(&b, "|");
 			}
-			dump_append(&buf, &len, "\n");
+			dump_append(&b, "\n");
 		}
 		sqlite3_finalize(st);
 	}
 	sqlite3_close(h);
-	return buf;
+	return b.p;
 }
 
 /* Runs CALL, expects it to fail with ERRNO (0: any negative) and error
@@ -1093,6 +1100,104 @@ static void test_transactions(void **state)
 	free(before);
 }
 
+/* Limits: qids run out at 9999 qubes; the CID counter wraps; a long list
+ * of users is cut, with the count; disposable names run out. */
+static void test_limits(void **state)
+{
+	struct fx *f = *state;
+	char nm[40];
+	populate(f->db); /* qids 1-4 */
+	/* a long user list stays bounded and says how many */
+	OK(qdb_begin(f->db, err));
+	for (int i = 0; i < 60; i++) {
+		snprintf(nm, sizeof(nm), "app-with-a-long-name-%02d", i);
+		OK(qdb_qube_create(f->db, nm, QDB_APPVM, "fedora", "red", err));
+	}
+	OK(qdb_commit(f->db, err));
+	struct qerr e = { 0 };
+	assert_int_equal(qdb_qube_remove(f->db, "fedora", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "used by 63:"));
+	assert_non_null(strstr(e.msg, ", ..."));
+	assert_true(strlen(e.msg) < sizeof(e.msg));
+
+	/* qids: a few through the API, the rest (to 9999) straight in SQL */
+	OK(qdb_begin(f->db, err));
+	for (int i = 65; i <= 100; i++) {
+		snprintf(nm, sizeof(nm), "q%d", i);
+		OK(qdb_qube_create(f->db, nm, QDB_STANDALONEVM, NULL, "red", err));
+	}
+	OK(qdb_commit(f->db, err));
+	expect_prop(f->db, "q100", "qid", "100", 0);
+	qdb_close(f->db);
+	sql_on(f->path, "WITH RECURSIVE n(i) AS (SELECT 101 UNION ALL SELECT i + 1 FROM n WHERE i < 9999) "
+	                "INSERT INTO qubes SELECT i, 'q' || i, 'StandaloneVM', "
+	                "printf('%08x-0000-4000-8000-000000000000', i), NULL FROM n");
+	OK(qdb_open(f->path, &f->db, err));
+	EXPECT_FAIL(f, qdb_qube_create(f->db, "one-more", QDB_STANDALONEVM, NULL, "red", err), ENOSPC,
+	            "QubesException");
+	/* a freed qid is the lowest free one */
+	OK(qdb_qube_remove(f->db, "q5000", err));
+	OK(qdb_qube_remove(f->db, "q500", err));
+	OK(qdb_qube_create(f->db, "one-more", QDB_STANDALONEVM, NULL, "red", err));
+	expect_prop(f->db, "one-more", "qid", "500", 0);
+	OK(qdb_qube_create(f->db, "two-more", QDB_STANDALONEVM, NULL, "red", err));
+	expect_prop(f->db, "two-more", "qid", "5000", 0);
+	qdb_close(f->db);
+	sql_on(f->path, "PRAGMA foreign_keys = ON; DELETE FROM qubes WHERE qid > 100");
+	OK(qdb_open(f->path, &f->db, err));
+	OK(qdb_begin(f->db, err));
+	for (int i = 70; i <= 100; i++) {
+		snprintf(nm, sizeof(nm), "q%d", i);
+		OK(qdb_qube_remove(f->db, nm, err));
+	}
+	OK(qdb_commit(f->db, err));
+
+	/* the CID counter wraps past 0xfffffffe to the lowest free from 3 */
+	qdb_close(f->db);
+	sql_on(f->path, "UPDATE meta SET value = 4294967294 WHERE key = 'next_cid'");
+	OK(qdb_open(f->path, &f->db, err));
+	OK(qdb_qube_create(f->db, "c1", QDB_STANDALONEVM, NULL, "red", err));
+	OK(qdb_qube_create(f->db, "c2", QDB_STANDALONEVM, NULL, "red", err));
+	expect_prop(f->db, "c1", "cid", "4294967294", 0);
+	/* wrapped: 3-71 are held (fedora .. q69), 72-102 were q70-q100's */
+	expect_prop(f->db, "c2", "cid", "72", 0);
+	OK(qdb_qube_by_cid(f->db, 4294967294u, nm, err));
+	assert_string_equal(nm, "c1");
+}
+
+static void test_open_refused(void **state)
+{
+	struct fx *f = *state;
+	struct qdb *db2 = NULL;
+	struct qerr e = { 0 };
+	char p[160];
+	assert_int_equal(qdb_open(NULL, &db2, &e), -EINVAL);
+	assert_int_equal(qdb_open("", &db2, &e), -EINVAL);
+	snprintf(p, sizeof(p), "%s/fifo", f->dir);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(qdb_open(p, &db2, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "not a regular file"));
+	unlink(p);
+	memset(&e, 0, sizeof(e));
+	assert_true(qdb_open(f->dir, &db2, &e) < 0); /* a directory */
+	assert_non_null(strstr(e.msg, f->dir));
+	snprintf(p, sizeof(p), "%s/no/such/dir/qubes.db", f->dir);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(qdb_open(p, &db2, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, p));
+	assert_null(db2);
+	/* dom0 gone: damaged */
+	qdb_close(f->db);
+	f->db = NULL;
+	sql_on(f->path, "PRAGMA foreign_keys = ON; DELETE FROM qubes WHERE qid = 0");
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(qdb_open(f->path, &db2, &e), -EBADMSG);
+	assert_non_null(strstr(e.msg, "dom0 is missing"));
+	qdb_close(NULL);
+	qdb_strv_free(NULL, 0);
+}
+
 /* A failure in the middle of a multi-statement change (injected with a
  * trigger through a second connection) undoes the statements before it. */
 static void test_midway_failure(void **state)
@@ -1180,6 +1285,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_features, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_midway_failure, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_limits, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_refused, fx_setup, fx_teardown),
 		cmocka_unit_test(test_docs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
