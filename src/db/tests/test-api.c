@@ -740,6 +740,13 @@ static void test_prop_refused(void **state)
 	EXPECT_FAIL(f, qdb_global_set(f->db, "default_dispvm", "work", err), EINVAL, "QubesPropertyValueError");
 	EXPECT_FAIL(f, qdb_global_set(f->db, "default_netvm", "work", err), EINVAL, "QubesPropertyValueError");
 	EXPECT_FAIL(f, qdb_global_set(f->db, "default_kernel", "../x", err), EINVAL, "QubesPropertyValueError");
+	EXPECT_FAIL(f, qdb_global_set(f->db, "default_kernel", "..", err), EINVAL, "QubesPropertyValueError");
+	EXPECT_FAIL(f, qdb_global_set(f->db, "default_kernel", "6.1\n", err), EINVAL, "QubesPropertyValueError");
+	EXPECT_FAIL(f, qdb_global_set(f->db, "default_kernel", "6.1\x1b[0m", err), EINVAL, "QubesPropertyValueError");
+	EXPECT_FAIL(f, qdb_global_set(f->db, "default_kernel", "\xc3\xa9", err), EINVAL, "QubesPropertyValueError");
+	EXPECT_FAIL(f, qdb_global_set(f->db, "default_kernel", NULL, err), EINVAL, "QubesPropertyValueError");
+	EXPECT_FAIL(f, qdb_global_set(f->db, "default_netvm", "sys-net\n", err), EINVAL, "QubesPropertyValueError");
+	EXPECT_FAIL(f, qdb_global_set(f->db, "updatevm", "none", err), EINVAL, "QubesPropertyValueError");
 	EXPECT_FAIL(f, qdb_global_set(f->db, "clockvm", "bad name", err), EINVAL, "QubesPropertyValueError");
 	OK(qdb_global_set(f->db, "clockvm", "sys-net", err));
 	OK(qdb_global_set(f->db, "updatevm", "", err));
