@@ -118,7 +118,7 @@ int qc_reply_parse(const uint8_t *untrusted_buf, size_t len, struct qc_reply *re
 			return -EBADMSG;
 	}
 
-	char *fmt = NULL, *args[256] = { NULL };
+	char *fmt = NULL, *args[sizeof(fields) / sizeof(fields[0])] = { NULL };
 	size_t n_args = 0;
 	int err = -ENOMEM;
 
