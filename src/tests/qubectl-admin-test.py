@@ -483,6 +483,51 @@ if rc == 0 and e == "":
 else:
     fail("start progress without tty", repr(e))
 
+
+
+# remove on a terminal: asks, and only "y"/"yes" removes
+def remove_on_pty(answer):
+    fake.set_rules([R(None)])
+    fake.clear()
+    master, slave = pty.openpty()
+    p = subprocess.Popen([QUBECTL, "--socket", SOCK, "remove", "a", "b"], stdin=slave,
+                         stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 10
+    while b"[y/N]" not in out and time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 1)
+        if r:
+            out += os.read(master, 4096)
+    os.write(master, answer)
+    while True:
+        r, _, _ = select.select([master], [], [], 5)
+        if not r:
+            break
+        try:
+            b = os.read(master, 4096)
+        except OSError:
+            break
+        if not b:
+            break
+        out += b
+    os.close(master)
+    p.wait(10)
+    return p.returncode, out.decode(errors="replace"), [r["header"] for r in fake.requests]
+
+
+rc, o, reqs = remove_on_pty(b"y\n")
+if rc == 0 and "Remove qubes a, b and all their data? [y/N]" in o and \
+        reqs == [H("admin.vm.Remove", "a"), H("admin.vm.Remove", "b")]:
+    ok("remove on a terminal: asks once, y removes every qube")
+else:
+    fail("remove on a terminal, y", f"rc={rc} {o!r} {reqs}")
+rc, o, reqs = remove_on_pty(b"\n")
+if rc == 1 and "nothing removed" in o and reqs == []:
+    ok("remove on a terminal: the default answer removes nothing")
+else:
+    fail("remove on a terminal, default", f"rc={rc} {o!r} {reqs}")
+
 fake.stop()
 
 # ---------------------------------------------------------------- real qubed
