@@ -61,9 +61,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (r.data[i] == 0)
 				abort();
 		struct qc_global_clip g = { 0 };
+		/* nothing read: r.data is NULL, which memcpy may not be given
+		 * even for 0 bytes (clipboard.c gives the global clipboard a
+		 * 1-byte buffer then, as here) */
 		uint8_t *copy = malloc(r.len ? r.len : 1);
 		if (copy) {
-			memcpy(copy, r.data, r.len);
+			if (r.len)
+				memcpy(copy, r.data, r.len);
 			if (qc_global_clip_set(&g, "work", copy, r.len) != 0)
 				abort();
 			uint8_t *out;
