@@ -20,13 +20,14 @@ done
 broker=$build/rpc/broker/qube-broker; [ -x "$broker" ] || broker=$build/rpc/qube-broker
 T=$(mktemp -d "${TMPDIR:-/tmp}/qube-demo-qubes.XXXXXX")
 chmod 0755 "$T"
-started_libvirtd=0 started_virtlogd=0 qubed_pid=
+qubed_pid=
+# shellcheck source=../../tests/lib/libvirt.sh
+. "$top/tests/lib/libvirt.sh"
 cleanup() {
   if [ -n "$qubed_pid" ]; then kill "$qubed_pid" 2>/dev/null || true; wait "$qubed_pid" 2>/dev/null || true; fi
   for q in work untrusted; do virsh -q -c qemu:///system destroy "qube-$q" >/dev/null 2>&1 || true; done
   pkill -f "qube-broker.*$T/" 2>/dev/null || true
-  [ "$started_libvirtd" = 0 ] || pkill -x libvirtd || true
-  [ "$started_virtlogd" = 0 ] || pkill -x virtlogd || true
+  libvirt_down
   if [ "${KEEP_DEMO_DIR:-0}" = 1 ]; then echo "demo dir kept: $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -36,10 +37,7 @@ if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ] && getent group kvm >/
   echo "    (/dev/kvm has no udev permissions here: applying Debian's rule, root:kvm 0660)"
   chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
 fi
-mkdir -p /var/log/libvirt
-pgrep -x virtlogd >/dev/null || { virtlogd -d; started_virtlogd=1; }
-pgrep -x libvirtd >/dev/null || { libvirtd -d; started_libvirtd=1; }
-for _ in $(seq 100); do virsh -q -c qemu:///system uri >/dev/null 2>&1 && break; sleep 0.1; done
+libvirt_up
 
 # the minimal image with the demo's services in /etc/qube/rpc
 adds=()

@@ -58,6 +58,8 @@ static void call_free(struct qd *qd, struct qd_call *c)
 
 int qd_out_append(struct qd_call *c, const void *data, size_t len)
 {
+	if (len == 0)
+		return 0; /* DATA may be NULL then (an empty reply body) */
 	if (c->out_len + len > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		char *p;

@@ -13,7 +13,9 @@
 QD_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 QD_TOP=$(cd "$QD_LIB_DIR/../.." && pwd)
 passes=0 failures=0
-qd_started_libvirtd=0 qd_started_virtlogd=0 qd_pid=
+qd_pid=
+# shellcheck source=../lib/libvirt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/libvirt.sh"
 qd_names=()
 
 say() { printf '%s\n' "$*"; }
@@ -43,8 +45,7 @@ qd_cleanup() {
   done
   pkill -f "qube-vsockd.*$T/" 2>/dev/null || true
   pkill -f "qube-broker.*$T/" 2>/dev/null || true
-  if [ "$qd_started_libvirtd" = 1 ]; then pkill -x libvirtd || true; fi
-  if [ "$qd_started_virtlogd" = 1 ]; then pkill -x virtlogd || true; fi
+  libvirt_down
   if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -n "${T:-}" ] && [ -f "$T/qubed.log" ]; then
     say "--- qubed.log (last 40 lines)"; tail -n 40 "$T/qubed.log"
     [ -f "$T/log/broker.log" ] && { say "--- broker.log (last 20)"; tail -n 20 "$T/log/broker.log"; }
@@ -63,18 +64,7 @@ qd_libvirt_up() {
     say "note: /dev/kvm is $(stat -c '%U:%G %a' /dev/kvm); applying Debian's udev rule (root:kvm 0660)"
     chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
   fi
-  if ! pgrep -x virtlogd >/dev/null; then
-    mkdir -p /var/log/libvirt
-    virtlogd -d && qd_started_virtlogd=1
-  fi
-  if ! pgrep -x libvirtd >/dev/null; then
-    libvirtd -d && qd_started_libvirtd=1
-  fi
-  for _ in $(seq 100); do
-    virsh -q -c qemu:///system uri >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  return 1
+  libvirt_up
 }
 
 qd_setup() {

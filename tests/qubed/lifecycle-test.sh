@@ -83,10 +83,8 @@ check "after SIGKILL: the broker adopted, not a second one" bash -c "grep -q 'ad
 check "after SIGKILL: $WORK usable" bash -c "echo still-here | '$QD_CALL' --transport 'unix:$T/run/qubes/$QD_TESTER' '$WORK' test.Echo | grep -qx still-here"
 
 # --- libvirtd restarted under qubed
-if [ "$qd_started_libvirtd" = 1 ] || [ "${QD_TEST_RESTART_LIBVIRTD:-0}" = 1 ]; then
-  pkill -x libvirtd
-  for _ in $(seq 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
-  libvirtd -d
+if [ "$libvirt_started_libvirtd" = 1 ] || [ "${QD_TEST_RESTART_LIBVIRTD:-0}" = 1 ]; then
+  libvirt_restart
   for _ in $(seq 200); do
     [ "$(grep -c 'connected to libvirt' "$T/qubed.log")" -ge 3 ] && break; sleep 0.1
   done
@@ -102,7 +100,7 @@ fi
 # --- kill, remove
 check "kill $WORK" qd_call admin.vm.Kill "$WORK"
 check "$WORK Halted after kill" test "$(qd_state "$WORK")" = Halted
-check "qube-vsockd of $WORK gone (within 5 s)" bash -c "for i in \$(seq 50); do pgrep -f 'qube-vsockd.*$T/run/qubes/$WORK/' >/dev/null || exit 0; sleep 0.1; done; exit 1"
+check "qube-vsockd of $WORK gone (within 5 s)" bash -c "for i in \$(seq 50); do pgrep -f '[q]ube-vsockd.*$T/run/qubes/$WORK/' >/dev/null || exit 0; sleep 0.1; done; exit 1"
 rc=0; qd_call admin.vm.Remove "$TPL" >"$T/out" || rc=$?
 check "removing a used template is refused, naming its users" bash -c "[ $rc = 1 ] && grep -q '$WORK' '$T/out'"
 for q in "$WORK" "$UNTR" "$QD_TESTER"; do
