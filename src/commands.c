@@ -97,6 +97,36 @@ const struct qc_command qc_commands[] = {
 		.help = "Sends admin.vm.Unpause to each qube.\n",
 	},
 	{
+		.name = "run",
+		.handler = qc_cmd_run,
+		.usage = "[OPTIONS] QUBE -- CMD [ARG...] | --shell QUBE LINE | --dispvm[=TPL] -- CMD... | "
+			 "--service SVC[+ARG] QUBE",
+		.summary = "run a command or a service in a qube (through the policy)",
+		.help = "A call from dom0 through the broker: the policy decides it like any\n"
+			"other (service qube.Exec for a command, qube.VMShell for --shell).\n"
+			"CMD and its arguments reach the qube as an argv, never through a shell.\n"
+			"\n"
+			"  --pass-io, -p        relay stdin, stdout and stderr (without it stdin is\n"
+			"                       empty and the output is discarded)\n"
+			"  --user, -u USER      run CMD as USER in the qube (needs the service to\n"
+			"                       run as root there)\n"
+			"  --no-autostart, -n   fail if QUBE is not running (default: start it\n"
+			"                       first, with progress on a terminal)\n"
+			"  --shell              QUBE LINE: run the shell line LINE (qube.VMShell)\n"
+			"  --dispvm[=TPL]       run in a new disposable from TPL (default: the\n"
+			"                       global default_dispvm), destroyed afterwards;\n"
+			"                       policy target @dispvm[:TPL]\n"
+			"  --service, -s SVC[+ARG] QUBE   call any service; stdio relayed\n"
+			"  --call-dir DIR       the broker's host-call directory (default\n"
+			"                       $QUBE_HOST_CALLS, else host-calls beside qubed's\n"
+			"                       socket)\n"
+			"\n"
+			"Exit status: the command's (or the service's); 126 refused by the\n"
+			"policy; 125 nothing ran (qube not started, broker unreachable, RPC\n"
+			"failure); 127 the command or service does not exist in the qube;\n"
+			"2 usage error.\n",
+	},
+	{
 		.name = "prefs",
 		.handler = qc_cmd_prefs,
 		.usage = "[--default] [--help-property PROP] QUBE [PROP [VALUE]]",

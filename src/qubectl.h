@@ -120,5 +120,6 @@ int qc_cmd_volume_resize(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_volume_revert(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_template_import(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_events(const struct qc_command *cmd, int argc, char **argv);
+int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv);
 
 #endif

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qube-exec: the guest side of the services qube.Exec and qube.VMShell.
+ *
+ * qube.Exec runs one program with an argv chosen by the caller, without a
+ * shell anywhere: the caller's stdin starts with a header (docs/protocol.md,
+ * "qube.Exec") that carries the user and the argv; everything after the
+ * header is the program's stdin.  The header is read byte-exact from fd 0,
+ * so the rest of the stream stays unread for the program, which then
+ * replaces this process (execvp).
+ *
+ * Installed as /usr/lib/qube/qube-exec, with /etc/qube/rpc/qube.Exec a
+ * link to it.  Invoked under another name ending in "VMShell" it is the
+ * shell line service: the program is /bin/sh reading its script from stdin
+ * (Qubes' qubes.VMShell).
+ *
+ * The caller is whoever the policy allowed to call qube.Exec here; the
+ * header is checked as untrusted input all the same (length cap, NUL
+ * termination, counts), and a bad header runs nothing.
+ *
+ * Exit status: the program's; 127 the program was not found; 126 it could
+ * not be run (or the user could not be switched to); 125 a bad header.
+ */
+#include "qube-exec.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_BAD_HEADER 125
+#define EXIT_CANNOT_RUN 126
+#define EXIT_NOT_FOUND 127
+
+static const char *prog = "qube-exec";
+
+static int read_exact(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPIPE;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Switches to user NAME (needs root unless NAME is us already). */
+static int become(const char *name)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(name);
+	if (!pw) {
+		fprintf(stderr, "%s: no user '%s' in this qube\n", prog, name);
+		return -ESRCH;
+	}
+	if (pw->pw_uid == geteuid())
+		return 0;
+	if (geteuid() != 0) {
+		fprintf(stderr, "%s: cannot run as '%s': the service does not run as root\n", prog,
+			name);
+		return -EPERM;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		fprintf(stderr, "%s: cannot switch to user '%s': %s\n", prog, name, strerror(errno));
+		return -EPERM;
+	}
+	if (setenv("HOME", pw->pw_dir, 1) < 0 || setenv("USER", pw->pw_name, 1) < 0 ||
+	    setenv("LOGNAME", pw->pw_name, 1) < 0)
+		return -ENOMEM;
+	if (chdir(pw->pw_dir) < 0)
+		(void)chdir("/");
+	return 0;
+}
+
+static bool is_shell_service(const char *argv0)
+{
+	const char *base = strrchr(argv0, '/');
+	size_t n;
+
+	base = base ? base + 1 : argv0;
+	n = strlen(base);
+	return n >= 7 && strcmp(base + n - 7, "VMShell") == 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint8_t hdr[QEXEC_HEADER_SIZE];
+	struct qexec_request req;
+	uint8_t *untrusted_body;
+	char err[160];
+	int r;
+
+	(void)argc;
+	if (argv[0] && is_shell_service(argv[0])) {
+		/* qube.VMShell: the caller's stdin is the script */
+		char *sh[] = { (char *)"/bin/sh", NULL };
+
+		execv(sh[0], sh);
+		fprintf(stderr, "%s: cannot run /bin/sh: %s\n", prog, strerror(errno));
+		return EXIT_CANNOT_RUN;
+	}
+	if (argv[1] && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("Usage: qube.Exec (an RPC service; see docs/protocol.md)\n"
+		       "Reads a qube.Exec header (user and argv) from stdin and runs that\n"
+		       "program, without a shell, with the rest of stdin as its stdin.\n"
+		       "Exit status: the program's; 127 not found; 126 cannot run; 125 bad header.\n");
+		return 0;
+	}
+	r = read_exact(0, hdr, sizeof(hdr));
+	if (r < 0) {
+		fprintf(stderr, "%s: no request header on stdin (%s)\n", prog,
+			r == -EPIPE ? "end of input" : strerror(-r));
+		return EXIT_BAD_HEADER;
+	}
+	uint32_t body_len;
+	r = qexec_header_parse(hdr, sizeof(hdr), &body_len, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "%s: bad request header: %s\n", prog, err);
+		return EXIT_BAD_HEADER;
+	}
+	untrusted_body = malloc(body_len ? body_len : 1);
+	if (!untrusted_body) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return EXIT_CANNOT_RUN;
+	}
+	r = read_exact(0, untrusted_body, body_len);
+	if (r < 0) {
+		fprintf(stderr, "%s: request cut short (%s)\n", prog,
+			r == -EPIPE ? "end of input" : strerror(-r));
+		return EXIT_BAD_HEADER;
+	}
+	r = qexec_body_parse(untrusted_body, body_len, &req, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "%s: bad request: %s\n", prog, err);
+		return EXIT_BAD_HEADER;
+	}
+	/* req's strings point into the body, which is now checked */
+	if (req.user[0] && become(req.user) < 0)
+		return EXIT_CANNOT_RUN;
+	execvp(req.argv[0], req.argv);
+	r = errno;
+	fprintf(stderr, "%s: %s: %s\n", prog, req.argv[0], strerror(r));
+	return r == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
+}
