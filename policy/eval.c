@@ -2,7 +2,9 @@
 /*
  * Policy evaluation: the service index, first-match rule search, the
  * allow/deny/ask actions and the list of targets offered by "ask", with
- * the semantics of Qubes OS 4.2's qrexec policy evaluator.
+ * the semantics of Qubes OS 4.3's qrexec policy evaluator (qrexec/policy/
+ * parser.py of qubes-core-qrexec, re-implemented): uuid: references,
+ * internal qubes and the admin qube included.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -148,11 +150,14 @@ struct eval_ctx {
 	const char *argument;
 	bool src_admin;
 	const char *src_name;              /* "dom0" for the admin qube */
-	const struct qpol_domain *src_dom; /* NULL if not in system info */
+	const struct qpol_domain *src_dom; /* never NULL once prepared */
 	/* The requested target after Qubes' verification: ADMINVM, DEFAULT,
-	 * DISPVM, DISPVM_NAME (value: template) or NAME (an existing qube). */
+	 * DISPVM, DISPVM_NAME (value: a disposable template's name or
+	 * uuid:UUID) or NAME (an existing qube's name or uuid:UUID, dom0
+	 * included), and the same as Qubes writes it. */
 	struct qpol_token rt;
-	const struct qpol_domain *rt_dom;
+	char *rt_str;
+	const struct qpol_domain *rt_dom; /* NAME: the qube */
 };
 
 static bool has_tag(const struct qpol_domain *d, const char *tag)
@@ -165,9 +170,38 @@ static bool has_tag(const struct qpol_domain *d, const char *tag)
 	return false;
 }
 
+static const struct qpol_domain *lookup(const struct eval_ctx *c, const char *key)
+{
+	return qpol_system_lookup(c->sys, key);
+}
+
+static bool is_uuid_ref(const char *s)
+{
+	return strncmp(s, QPOL_UUID_PREFIX, strlen(QPOL_UUID_PREFIX)) == 0;
+}
+
+static bool uuid_ref_names(const char *ref, const struct qpol_domain *d)
+{
+	return d && d->uuid && strcmp(ref + strlen(QPOL_UUID_PREFIX), d->uuid) == 0;
+}
+
+/* Qubes' match_strings(): A and B are equal, or one is uuid:UUID and the
+ * other the name of the qube with that uuid. */
+static bool match_strings(const struct eval_ctx *c, const char *a, const char *b)
+{
+	if (is_uuid_ref(a)) {
+		if (is_uuid_ref(b))
+			return strcmp(a, b) == 0;
+		return uuid_ref_names(a, qpol_system_find(c->sys, b));
+	}
+	if (is_uuid_ref(b))
+		return uuid_ref_names(b, qpol_system_find(c->sys, a));
+	return strcmp(a, b) == 0;
+}
+
 static const char *src_default_dispvm(const struct eval_ctx *c)
 {
-	return c->src_dom ? c->src_dom->default_dispvm : NULL;
+	return c->src_dom->default_dispvm;
 }
 
 static bool match_source(const struct qpol_token *t, const struct eval_ctx *c)
@@ -180,16 +214,24 @@ static bool match_source(const struct qpol_token *t, const struct eval_ctx *c)
 	case QPOL_TOK_ANYVM:
 		return !c->src_admin;
 	case QPOL_TOK_NAME:
-		return !c->src_admin && strcmp(t->value, c->src_name) == 0;
+		if (qpol_token_is_dom0(t))
+			return c->src_admin;
+		return match_strings(c, t->value, c->src_name);
+	/* dom0 too: it is the AdminVM, with its own tags */
 	case QPOL_TOK_TYPE:
-		return !c->src_admin && c->src_dom && strcmp(c->src_dom->type, t->value) == 0;
+		return strcmp(c->src_dom->type, t->value) == 0;
 	case QPOL_TOK_TAG:
-		return !c->src_admin && has_tag(c->src_dom, t->value);
+		return has_tag(c->src_dom, t->value);
 	default:
 		/* @dispvm:NAME and @dispvm:@tag:T are accepted as sources by
 		 * Qubes but never match a calling qube's name. */
 		return false;
 	}
+}
+
+static bool rt_is_dom0(const struct eval_ctx *c)
+{
+	return qpol_token_is_dom0(&c->rt);
 }
 
 static bool match_target(const struct qpol_token *t, const struct eval_ctx *c)
@@ -202,13 +244,17 @@ static bool match_target(const struct qpol_token *t, const struct eval_ctx *c)
 	case QPOL_TOK_WILDCARD:
 		return true;
 	case QPOL_TOK_ADMINVM:
-		return rt->kind == QPOL_TOK_ADMINVM;
+		return rt_is_dom0(c);
 	case QPOL_TOK_ANYVM:
-		return rt->kind != QPOL_TOK_ADMINVM;
+		return !rt_is_dom0(c);
 	case QPOL_TOK_DEFAULT:
 		return rt->kind == QPOL_TOK_DEFAULT;
 	case QPOL_TOK_NAME:
-		return rt->kind == QPOL_TOK_NAME && strcmp(rt->value, t->value) == 0;
+		if (qpol_token_is_dom0(t))
+			return rt_is_dom0(c);
+		return match_strings(c, t->value, c->rt_str);
+	/* Qubes looks the requested target up as written: a qube's name or
+	 * uuid: (dom0 too), never @adminvm or @dispvm forms. */
 	case QPOL_TOK_TYPE:
 		return rt->kind == QPOL_TOK_NAME && strcmp(c->rt_dom->type, t->value) == 0;
 	case QPOL_TOK_TAG:
@@ -217,10 +263,12 @@ static bool match_target(const struct qpol_token *t, const struct eval_ctx *c)
 		return rt->kind == QPOL_TOK_DISPVM;
 	case QPOL_TOK_DISPVM_NAME:
 		if (rt->kind == QPOL_TOK_DISPVM) {
+			/* compared as text, as Qubes does: @dispvm:uuid:U does
+			 * not match a request for @dispvm */
 			tmpl = src_default_dispvm(c);
 			return tmpl && strcmp(tmpl, t->value) == 0;
 		}
-		return rt->kind == QPOL_TOK_DISPVM_NAME && strcmp(rt->value, t->value) == 0;
+		return rt->kind == QPOL_TOK_DISPVM_NAME && match_strings(c, t->value, rt->value);
 	case QPOL_TOK_DISPVM_TAG:
 		if (rt->kind == QPOL_TOK_DISPVM)
 			tmpl = src_default_dispvm(c);
@@ -228,7 +276,7 @@ static bool match_target(const struct qpol_token *t, const struct eval_ctx *c)
 			tmpl = rt->value;
 		else
 			return false;
-		d = tmpl ? qpol_system_find(c->sys, tmpl) : NULL;
+		d = tmpl ? lookup(c, tmpl) : NULL;
 		return d && d->template_for_dispvms && has_tag(d, t->value);
 	}
 	return false;
@@ -304,13 +352,6 @@ static int strset_add(struct strset *s, const char *x)
 	return strset_add_owned(s, strdup(x));
 }
 
-/* A qube name from the system information: Qubes 4.2 reads the name
- * dom0 as @adminvm here too, so a later "deny @adminvm" removes it. */
-static int strset_add_domain(struct strset *s, const char *name)
-{
-	return strset_add(s, strcmp(name, "dom0") == 0 ? "@adminvm" : name);
-}
-
 static int strset_add_dispvm(struct strset *s, const char *tmpl)
 {
 	char *x = NULL;
@@ -338,8 +379,9 @@ static void strset_finish(struct strset *s)
 	s->n = s->cap = 0;
 }
 
-/* Every target token T could stand for, as Qubes' expand(): names of
- * existing qubes, "@dispvm:NAME", "@dispvm" and "@adminvm". */
+/* Every target token T could stand for, as Qubes 4.3's expand(), with
+ * uuid: references turned into names: names of existing qubes (dom0 as
+ * "dom0"), "@dispvm:NAME", "@dispvm" and "@adminvm". */
 static int expand_token(const struct qpol_token *t, const struct eval_ctx *c, struct strset *out)
 {
 	const struct qpol_system *sys = c->sys;
@@ -348,16 +390,16 @@ static int expand_token(const struct qpol_token *t, const struct eval_ctx *c, st
 
 	switch (t->kind) {
 	case QPOL_TOK_NAME:
-		if (qpol_system_find(sys, t->value))
-			r = strset_add(out, t->value);
+		d = lookup(c, t->value);
+		if (d)
+			r = strset_add(out, d->name);
 		return r;
 	case QPOL_TOK_WILDCARD:
 	case QPOL_TOK_ANYVM:
 		for (size_t i = 0; i < sys->n_domains && r == 0; i++) {
 			d = &sys->domains[i];
-			if (t->kind == QPOL_TOK_WILDCARD ||
-			    (strcmp(d->type, "AdminVM") != 0 && strcmp(d->name, "dom0") != 0))
-				r = strset_add_domain(out, d->name);
+			if (t->kind == QPOL_TOK_WILDCARD || strcmp(d->name, "dom0") != 0)
+				r = strset_add(out, d->name);
 			if (r == 0 && d->template_for_dispvms)
 				r = strset_add_dispvm(out, d->name);
 		}
@@ -372,15 +414,15 @@ static int expand_token(const struct qpol_token *t, const struct eval_ctx *c, st
 			d = &sys->domains[i];
 			if (t->kind == QPOL_TOK_TYPE ? strcmp(d->type, t->value) == 0
 						     : has_tag(d, t->value))
-				r = strset_add_domain(out, d->name);
+				r = strset_add(out, d->name);
 		}
 		return r;
 	case QPOL_TOK_DISPVM:
 		return strset_add(out, "@dispvm");
 	case QPOL_TOK_DISPVM_NAME:
-		d = qpol_system_find(sys, t->value);
+		d = lookup(c, t->value);
 		if (d && d->template_for_dispvms)
-			r = strset_add_dispvm(out, t->value);
+			r = strset_add_dispvm(out, d->name);
 		return r;
 	case QPOL_TOK_DISPVM_TAG:
 		for (size_t i = 0; i < sys->n_domains && r == 0; i++) {
@@ -397,7 +439,8 @@ static int expand_token(const struct qpol_token *t, const struct eval_ctx *c, st
  * last to the first, every rule matching service, argument and source
  * adds (allow, ask) or removes (deny) what its target (or its target=)
  * expands to; then @dispvm becomes the caller's default disposable,
- * @adminvm becomes dom0 and the caller itself is dropped. */
+ * @adminvm becomes dom0, the caller itself is dropped and so is every
+ * internal qube, by name or as @dispvm:NAME. */
 static int collect_targets_for_ask(const struct eval_ctx *c, struct strset *targets)
 {
 	struct strset exp = { 0 };
@@ -437,6 +480,12 @@ static int collect_targets_for_ask(const struct eval_ctx *c, struct strset *targ
 			goto out;
 	}
 	strset_remove(targets, c->src_name);
+	for (size_t k = targets->n; k > 0; k--) {
+		const char *x = targets->v[k - 1];
+		const struct qpol_domain *d = lookup(c, strncmp(x, "@dispvm:", 8) == 0 ? x + 8 : x);
+		if (d && d->internal)
+			strset_remove(targets, x);
+	}
 out:
 	strset_finish(&exp);
 	return r;
@@ -486,95 +535,168 @@ static int deny(struct qpol_decision *d, bool notify, const struct qpol_rule *ru
 	return 0;
 }
 
-/* May the call go to TARGET (a resolved name, "dom0" or "@dispvm:X")
- * without starting anything? */
+/* May the call go to TARGET (as offered or resolved: a name, uuid:UUID,
+ * "dom0" or "@dispvm:X") without starting anything? */
 static bool allowed_without_autostart(const struct eval_ctx *c, const char *target)
 {
-	if (strcmp(target, "dom0") == 0 || strcmp(target, "@adminvm") == 0)
+	if (qpol_is_dom0(target))
 		return true;
 	if (strncmp(target, "@dispvm", 7) == 0)
 		return false;
-	const struct qpol_domain *d = qpol_system_find(c->sys, target);
+	const struct qpol_domain *d = lookup(c, target);
 	return d && d->power_state && strcmp(d->power_state, "Running") == 0;
 }
 
+__attribute__((format(printf, 4, 5)))
+static int deny_by_rule(struct qpol_decision *d, bool notify, const struct qpol_rule *rule,
+			const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int r = deny(d, notify, rule);
+
+	if (r < 0)
+		return r;
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	free(d->reason);
+	d->reason = s;
+	return 0;
+}
+
+/* Qubes' Allow.evaluate() and AllowResolution.execute(). */
 static int eval_allow(const struct eval_ctx *c, const struct qpol_rule *rule,
 		      struct qpol_decision *d)
 {
-	struct qpol_token actual = rule->has_redirect ? rule->redirect : c->rt;
-	char *target = NULL;
-	const struct qpol_domain *dom;
+	const struct qpol_token *actual = rule->has_redirect ? &rule->redirect : &c->rt;
+	const struct qpol_domain *dom = NULL; /* the qube, or the disposable's template */
+	char *target = NULL, *target_uuid = NULL, *target_name = NULL;
+	bool dispvm = false;
 	int r = 0;
 
-	/* Qubes verifies the redirection like a requested target. */
-	if (actual.kind == QPOL_TOK_NAME && !qpol_system_find(c->sys, actual.value))
-		actual.kind = QPOL_TOK_DEFAULT;
-	switch (actual.kind) {
+	/* A redirection is verified like a requested target: a name or
+	 * uuid: that is no qube reads as @default. */
+	switch (actual->kind) {
+	case QPOL_TOK_ADMINVM:
+		dom = qpol_system_find(c->sys, "dom0");
+		break;
+	case QPOL_TOK_NAME:
+		dom = lookup(c, actual->value);
+		if (dom)
+			break;
+		/* fall through */
 	case QPOL_TOK_DEFAULT:
-		if ((r = deny(d, true, rule)) < 0)
-			return r;
-		return set_reason(d, "policy defines 'allow' action but no target is "
-				  "specified by caller or policy");
+		return deny_by_rule(d, true, rule, "%s",
+				    "policy defines 'allow' action but no target is specified by "
+				    "caller or policy");
 	case QPOL_TOK_DISPVM_NAME:
-		dom = qpol_system_find(c->sys, actual.value);
-		if (!dom || !dom->template_for_dispvms) {
-			if ((r = deny(d, true, rule)) < 0)
-				return r;
-			return set_reason(d, "not a template for dispvm: %s", actual.value);
-		}
-		if (asprintf(&target, "@dispvm:%s", actual.value) < 0)
-			return -ENOMEM;
+		dom = lookup(c, actual->value);
+		if (!dom || !dom->template_for_dispvms)
+			return deny_by_rule(d, true, rule, "not a template for dispvm: %s",
+					    actual->value);
+		dispvm = true;
 		break;
 	case QPOL_TOK_DISPVM: {
 		const char *tmpl = src_default_dispvm(c);
-		if (!tmpl) {
-			if ((r = deny(d, true, rule)) < 0)
-				return r;
-			return set_reason(d, "policy defines 'allow' action to @dispvm but "
-					  "no DispVM base is set for this VM");
-		}
-		if (asprintf(&target, "@dispvm:%s", tmpl) < 0)
-			return -ENOMEM;
+		dom = tmpl ? lookup(c, tmpl) : NULL;
+		if (!dom)
+			return deny_by_rule(d, true, rule, "%s",
+					    "policy defines 'allow' action to @dispvm but no "
+					    "DispVM base is set for this VM");
+		dispvm = true;
 		break;
 	}
-	case QPOL_TOK_ADMINVM:
-		target = strdup("dom0");
-		break;
-	case QPOL_TOK_NAME:
-		target = strdup(actual.value);
-		break;
 	default:
 		/* Redirections and verified requests have no other kinds. */
-		if ((r = deny(d, true, rule)) < 0)
-			return r;
-		return set_reason(d, "internal error: unexpected target kind");
+		return deny_by_rule(d, true, rule, "%s", "internal error: unexpected target kind");
 	}
-	if (!target)
-		return -ENOMEM;
 
-	if (!rule->autostart && !allowed_without_autostart(c, target)) {
-		r = deny(d, rule->notify, rule);
-		if (r == 0)
-			r = set_reason(d, "target %s is denied because it would require autostart",
-				       target);
-		free(target);
-		return r;
+	if (dispvm) {
+		/* as written (@dispvm:uuid:U stays so); @dispvm is the
+		 * caller's default_dispvm, a name */
+		if (actual->kind == QPOL_TOK_DISPVM_NAME)
+			r = asprintf(&target, "@dispvm:%s", actual->value);
+		else
+			r = asprintf(&target, "@dispvm:%s", dom->name);
+		if (r < 0 || asprintf(&target_name, "@dispvm:%s", dom->name) < 0)
+			goto err_nomem;
+		if (dom->uuid && asprintf(&target_uuid, "@dispvm:uuid:%s", dom->uuid) < 0)
+			goto err_nomem;
+	} else if (qpol_token_is_dom0(actual)) {
+		/* Qubes reports the admin qube as dom0 whatever its form, and
+		 * gives no target_uuid for it */
+		target = strdup("dom0");
+		target_name = strdup("dom0");
+		if (!target || !target_name)
+			goto err_nomem;
+	} else {
+		target = strdup(actual->value);
+		target_name = strdup(dom->name);
+		if (!target || !target_name)
+			goto err_nomem;
+		if (dom->uuid && asprintf(&target_uuid, "uuid:%s", dom->uuid) < 0)
+			goto err_nomem;
 	}
-	if (strcmp(target, c->src_name) == 0) {
-		r = deny(d, true, rule);
-		if (r == 0)
-			r = set_reason(d, "loopback qrexec connection not supported");
-		free(target);
-		return r;
+
+	if (!rule->autostart && !allowed_without_autostart(c, target_name)) {
+		r = deny_by_rule(d, rule->notify, rule,
+				 "target %s is denied because it would require autostart", target);
+		goto out;
+	}
+	/* Qubes compares the source with the target as written, so a qube
+	 * may reach itself as uuid:UUID (or dom0 as uuid: of dom0); here
+	 * the resolved name is compared (docs/policy.md, deviations). */
+	if (strcmp(target_name, c->src_name) == 0) {
+		r = deny_by_rule(d, true, rule, "%s", "loopback qrexec connection not supported");
+		goto out;
 	}
 	d->result = QPOL_RESULT_ALLOW;
 	d->target = target;
+	d->target_uuid = target_uuid;
+	d->target_name = target_name;
+	target = target_uuid = target_name = NULL;
 	d->autostart = rule->autostart;
 	d->notify = rule->notify;
 	if ((r = dup_str(&d->user, rule->user)) < 0 || (r = dup_str(&d->rule_file, rule->file)) < 0)
-		return r;
+		goto out;
 	d->rule_line = rule->line;
-	return set_reason(d, "allowed by rule");
+	r = set_reason(d, "allowed by rule");
+	goto out;
+
+err_nomem:
+	r = -ENOMEM;
+out:
+	free(target);
+	free(target_uuid);
+	free(target_name);
+	return r;
+}
+
+/* A redirection (target=, default_target=) of an "ask" rule as Qubes
+ * offers it: the admin qube as dom0, @dispvm as the caller's default
+ * disposable (or nothing: *RET stays NULL), anything else as written. */
+static int ask_redirect_string(const struct eval_ctx *c, const struct qpol_token *t, char **ret)
+{
+	const char *tmpl;
+
+	*ret = NULL;
+	if (qpol_token_is_dom0(t)) {
+		*ret = strdup("dom0");
+	} else if (t->kind == QPOL_TOK_DISPVM) {
+		tmpl = src_default_dispvm(c);
+		if (!tmpl)
+			return 0;
+		if (asprintf(ret, "@dispvm:%s", tmpl) < 0) {
+			*ret = NULL;
+			return -ENOMEM;
+		}
+	} else {
+		*ret = qpol_token_to_string(t);
+	}
+	return *ret ? 0 : -ENOMEM;
 }
 
 static int eval_ask(const struct eval_ctx *c, const struct qpol_rule *rule,
@@ -585,26 +707,14 @@ static int eval_ask(const struct eval_ctx *c, const struct qpol_rule *rule,
 	int r = 0;
 
 	if (rule->has_redirect) {
-		const struct qpol_token *t = &rule->redirect;
-		const char *tmpl;
-		switch (t->kind) {
-		case QPOL_TOK_ADMINVM:
-			r = strset_add(&targets, "dom0");
-			break;
-		case QPOL_TOK_DISPVM:
-			/* Offered as the caller's default disposable (Qubes
-			 * offers the bare keyword). */
-			tmpl = src_default_dispvm(c);
-			if (tmpl)
-				r = strset_add_dispvm(&targets, tmpl);
-			break;
-		case QPOL_TOK_DISPVM_NAME:
-			r = strset_add_dispvm(&targets, t->value);
-			break;
-		default:
-			r = strset_add(&targets, t->value);
-			break;
-		}
+		/* Offered as written, not checked against the qubes and not
+		 * filtered for internal ones (as Qubes); target=@dispvm is
+		 * the caller's default disposable (Qubes offers the bare
+		 * keyword, which it then cannot start). */
+		char *x = NULL;
+		r = ask_redirect_string(c, &rule->redirect, &x);
+		if (r == 0 && x)
+			r = strset_add_owned(&targets, x);
 	} else {
 		r = collect_targets_for_ask(c, &targets);
 	}
@@ -623,27 +733,9 @@ static int eval_ask(const struct eval_ctx *c, const struct qpol_rule *rule,
 		goto out;
 	}
 	if (rule->has_default_target) {
-		const struct qpol_token *t = &rule->default_target;
-		const char *tmpl;
-		switch (t->kind) {
-		case QPOL_TOK_DISPVM:
-			tmpl = src_default_dispvm(c);
-			if (tmpl && asprintf(&def, "@dispvm:%s", tmpl) < 0) {
-				r = -ENOMEM;
-				goto out;
-			}
-			break;
-		case QPOL_TOK_ADMINVM:
-			def = strdup("dom0");
-			break;
-		default:
-			def = qpol_token_to_string(t);
-			break;
-		}
-		if (!def && t->kind != QPOL_TOK_DISPVM) {
-			r = -ENOMEM;
+		r = ask_redirect_string(c, &rule->default_target, &def);
+		if (r < 0)
 			goto out;
-		}
 		/* A default that is not on offer is dropped. */
 		if (def && !strset_has(&targets, def)) {
 			free(def);
@@ -701,19 +793,20 @@ static int prepare_request(struct eval_ctx *c, const struct qpol_request *req,
 	if (strcmp(req->source, "dom0") == 0 || strcmp(req->source, "@adminvm") == 0) {
 		c->src_admin = true;
 		c->src_name = "dom0";
-		c->src_dom = qpol_system_find(c->sys, "dom0");
 	} else {
 		c->src_name = req->source;
-		c->src_dom = qpol_system_find(c->sys, req->source);
-		if (!c->src_dom)
-			return reject(set_reason(d, "unknown source qube"));
 	}
+	/* by name: the transport names the caller; dom0 is always there */
+	c->src_dom = qpol_system_find(c->sys, c->src_name);
+	if (!c->src_dom)
+		return reject(set_reason(d, "unknown source qube"));
 
 	/* Qubes reads an empty target as @default. */
 	target = req->target[0] ? req->target : "@default";
 	if (!qname_target_is_valid(target))
 		return reject(set_reason(d, "malformed request: invalid target (want a qube name, "
-					 "@default, @adminvm, @dispvm or @dispvm:NAME)"));
+					 "uuid:UUID, @default, @adminvm, @dispvm, @dispvm:NAME or "
+					 "@dispvm:uuid:UUID)"));
 	r = qpol_token_parse(target, QPOL_CTX_REQUEST, &c->rt, &msg);
 	if (r == -EINVAL) {
 		if (!msg)
@@ -725,19 +818,22 @@ static int prepare_request(struct eval_ctx *c, const struct qpol_request *req,
 	if (r < 0)
 		return r;
 	if (c->rt.kind == QPOL_TOK_NAME) {
-		c->rt_dom = qpol_system_find(c->sys, c->rt.value);
+		/* a name or uuid: (exactly as Qubes' system info holds it) */
+		c->rt_dom = lookup(c, c->rt.value);
 		if (!c->rt_dom) {
 			/* Qubes: an unknown target qube is taken as @default. */
 			qpol_token_finish(&c->rt);
 			c->rt.kind = QPOL_TOK_DEFAULT;
 		}
 	} else if (c->rt.kind == QPOL_TOK_DISPVM_NAME) {
-		const struct qpol_domain *dom = qpol_system_find(c->sys, c->rt.value);
+		const struct qpol_domain *dom = lookup(c, c->rt.value);
 		if (!dom || !dom->template_for_dispvms)
 			return reject(set_reason(d, "not a template for dispvm: %s", c->rt.value));
 	}
-	d->requested_target = qpol_token_to_string(&c->rt);
-	return d->requested_target ? 0 : -ENOMEM;
+	c->rt_str = qpol_token_to_string(&c->rt);
+	if (!c->rt_str)
+		return -ENOMEM;
+	return dup_str(&d->requested_target, c->rt_str);
 }
 
 int qpol_evaluate(const struct qpol_policy *policy, const struct qpol_system *system,
@@ -800,6 +896,7 @@ int qpol_evaluate(const struct qpol_policy *policy, const struct qpol_system *sy
 	}
 done:
 	qpol_token_finish(&c.rt);
+	free(c.rt_str);
 	if (r < 0) {
 		qpol_decision_finish(&d);
 		return r;
@@ -813,6 +910,8 @@ void qpol_decision_finish(struct qpol_decision *d)
 	if (!d)
 		return;
 	free(d->target);
+	free(d->target_uuid);
+	free(d->target_name);
 	free(d->requested_target);
 	free(d->user);
 	for (size_t i = 0; i < d->n_targets; i++)

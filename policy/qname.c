@@ -85,6 +85,31 @@ bool qname_argument_is_valid(const char *argument)
 	return true;
 }
 
+bool qname_uuid_is_valid(const char *uuid)
+{
+	if (!uuid)
+		return false;
+	for (size_t i = 0; i < QNAME_UUID_LEN; i++) {
+		char c = uuid[i];
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return false;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			     (c >= 'A' && c <= 'F'))) {
+			return false; /* also stops at the terminating NUL */
+		}
+	}
+	return uuid[QNAME_UUID_LEN] == '\0';
+}
+
+/* A qube as a target names it: NAME or uuid:UUID. */
+static bool qube_ref_is_valid(const char *ref)
+{
+	if (strncmp(ref, "uuid:", 5) == 0)
+		return qname_uuid_is_valid(ref + 5);
+	return qname_qube_is_valid(ref);
+}
+
 bool qname_target_is_valid(const char *target)
 {
 	if (!target)
@@ -93,11 +118,11 @@ bool qname_target_is_valid(const char *target)
 	if (n == 0 || n > QNAME_MAX_TARGET)
 		return false;
 	if (target[0] != '@')
-		return qname_qube_is_valid(target);
+		return qube_ref_is_valid(target);
 	if (strcmp(target, "@default") == 0 || strcmp(target, "@adminvm") == 0 ||
 	    strcmp(target, "@dispvm") == 0)
 		return true;
 	if (strncmp(target, "@dispvm:", 8) == 0)
-		return qname_qube_is_valid(target + 8);
+		return qube_ref_is_valid(target + 8);
 	return false;
 }

@@ -16,13 +16,17 @@
 /* A qube specification as written in a rule (source, target, target=,
  * default_target=) or as requested by a caller. */
 enum qpol_tok_kind {
-	QPOL_TOK_NAME = 0,    /* a qube name; value = the name */
+	QPOL_TOK_NAME = 0,    /* a qube name or "uuid:UUID"; value = as written.
+	                         "dom0" and the nil UUID are the admin qube
+	                         (qpol_token_is_dom0()) but stay NAME, as in
+	                         Qubes 4.3: they expand to the name dom0 where
+	                         @adminvm expands to the keyword */
 	QPOL_TOK_WILDCARD,    /* "*" */
 	QPOL_TOK_ANYVM,       /* @anyvm */
-	QPOL_TOK_ADMINVM,     /* @adminvm, and its alias dom0 */
+	QPOL_TOK_ADMINVM,     /* @adminvm */
 	QPOL_TOK_DEFAULT,     /* @default */
 	QPOL_TOK_DISPVM,      /* @dispvm */
-	QPOL_TOK_DISPVM_NAME, /* @dispvm:NAME; value = NAME */
+	QPOL_TOK_DISPVM_NAME, /* @dispvm:NAME or @dispvm:uuid:UUID; value = NAME or uuid:UUID */
 	QPOL_TOK_DISPVM_TAG,  /* @dispvm:@tag:T; value = T */
 	QPOL_TOK_TAG,         /* @tag:T; value = T */
 	QPOL_TOK_TYPE,        /* @type:T; value = T */
@@ -100,18 +104,33 @@ struct qpol_policy {
 struct qpol_domain {
 	char *name;
 	char *type;
+	char *uuid; /* canonical lower-case form without "uuid:"; NULL when absent */
 	char **tags;
 	size_t n_tags;
 	bool template_for_dispvms;
 	char *default_dispvm; /* NULL when null/absent */
 	char *icon;           /* NULL when absent */
 	char *power_state;    /* NULL when absent */
+	bool internal;        /* never offered by "ask" target collection */
+	bool implicit;        /* dom0 added because the JSON had none */
 };
 
 struct qpol_system {
-	struct qpol_domain *domains; /* sorted by name (strcmp) */
+	/* Sorted by name (strcmp).  Always holds dom0: when the JSON names
+	 * none, an implicit one (AdminVM, nil UUID, running) is added, so the
+	 * admin qube behaves the same whatever the caller's JSON lists. */
+	struct qpol_domain *domains;
 	size_t n_domains;
+	/* The domains that have a uuid (pointers into domains, which is not
+	 * moved once built), sorted by uuid (strcmp). */
+	const struct qpol_domain **by_uuid;
+	size_t n_by_uuid;
 };
+
+/* "uuid:" and the nil UUID: dom0's, as in Qubes. */
+#define QPOL_UUID_PREFIX "uuid:"
+#define QPOL_DOM0_UUID "00000000-0000-0000-0000-000000000000"
+#define QPOL_DOM0_UUID_REF QPOL_UUID_PREFIX QPOL_DOM0_UUID
 
 /* Token parsing shared by the loader and the evaluator.  On success fills
  * *ret (value malloc'd) and returns 0; -ENOMEM; -EINVAL with *ret_msg a
@@ -127,7 +146,16 @@ void qpol_token_finish(struct qpol_token *tok);
 /* "@anyvm", "@dispvm:NAME", "NAME"...: malloc'd, NULL on ENOMEM. */
 char *qpol_token_to_string(const struct qpol_token *tok);
 
+/* By name only (dom0 included, implicit or not). */
 const struct qpol_domain *qpol_system_find(const struct qpol_system *system, const char *name);
+/* By name or by "uuid:UUID" (exact, case-sensitive), like a key of
+ * Qubes' system info, where every domain is also under uuid:UUID. */
+const struct qpol_domain *qpol_system_lookup(const struct qpol_system *system, const char *key);
+
+/* "dom0", "@adminvm" or "uuid:" of the nil UUID: Qubes' is_dom0(). */
+bool qpol_is_dom0(const char *text);
+/* @adminvm, or a NAME token that qpol_is_dom0(). */
+bool qpol_token_is_dom0(const struct qpol_token *tok);
 
 /* Builds the service index of a fully loaded policy. */
 int qpol_policy_build_index(struct qpol_policy *policy);

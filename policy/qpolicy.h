@@ -93,7 +93,12 @@ struct qpol_system; /* opaque */
  * System information in the JSON shape Qubes' qrexec uses:
  *   {"domains": {"NAME": {"type": "AppVM", "tags": ["t"],
  *     "template_for_dispvms": false, "default_dispvm": "NAME" | null,
- *     "icon": "red", "power_state": "Running"}}}
+ *     "icon": "red", "power_state": "Running",
+ *     "uuid": "6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01", "internal": false}}}
+ * uuid (lower-case 8-4-4-4-12 hex, unique; dom0's is the nil UUID) makes
+ * the qube reachable as uuid:UUID; internal: true keeps it out of the
+ * targets "ask" collects.  dom0 is the only AdminVM; when the JSON has no
+ * dom0, one is assumed (qpol_system_has_domain() still says no).
  * On a parse or validation error returns -EINVAL and sets *ret_error to a
  * malloc'd message naming the offending field (caller frees).
  */
@@ -101,8 +106,20 @@ int qpol_system_parse_json(const char *text, size_t len, struct qpol_system **re
 			   char **ret_error);
 int qpol_system_load_file(const char *path, struct qpol_system **ret_system, char **ret_error);
 void qpol_system_free(struct qpol_system *system);
-/* True when NAME is a domain of SYSTEM. */
+/* True when NAME is a domain of SYSTEM (by name, as the JSON gave it). */
 bool qpol_system_has_domain(const struct qpol_system *system, const char *name);
+
+/*
+ * The qube a target (a decision's target, or one of the targets an "ask"
+ * offered) stands for, with uuid: references resolved: "dom0" for dom0,
+ * @adminvm and uuid: of dom0; NAME for NAME or uuid:UUID; "@dispvm:NAME"
+ * for @dispvm:NAME or @dispvm:uuid:UUID (a new disposable of NAME).
+ * Returns 0 and a malloc'd name in *ret_name; -ENOENT when TARGET names no
+ * qube of SYSTEM, or @dispvm: names no disposable template; -EINVAL for
+ * any other text (@dispvm alone, @default, ...); -ENOMEM.
+ */
+int qpol_system_resolve_target(const struct qpol_system *system, const char *target,
+			       char **ret_name);
 
 /* ---- Evaluation --------------------------------------------------------- */
 
@@ -110,8 +127,9 @@ struct qpol_request {
 	const char *service;  /* e.g. "qubes.Filecopy"; never contains '+' */
 	const char *argument; /* without the leading '+'; "" for none */
 	const char *source;   /* the calling qube, as the transport identified it */
-	const char *target;   /* as requested: a name, "@default", "@adminvm",
-	                         "@dispvm", "@dispvm:NAME" */
+	const char *target;   /* as requested: a name, "uuid:UUID", "@default",
+	                         "@adminvm", "@dispvm", "@dispvm:NAME",
+	                         "@dispvm:uuid:UUID" */
 };
 
 enum qpol_result {
@@ -122,14 +140,26 @@ enum qpol_result {
 
 struct qpol_decision {
 	enum qpol_result result;
-	/* allow: the target to use after redirection (a name, or
-	 * "@dispvm:NAME" for a new disposable). NULL otherwise. */
+	/* allow: the target after redirection as Qubes reports it: "dom0"
+	 * for the admin qube, else as the rule or the request wrote it (a
+	 * name, "uuid:UUID", "@dispvm:NAME", "@dispvm:uuid:UUID").  NULL
+	 * otherwise. */
 	char *target;
-	char *requested_target; /* the target as requested */
+	/* allow: Qubes' target_uuid, "uuid:UUID" or "@dispvm:uuid:UUID" of
+	 * the template; NULL for dom0 and for a qube without a uuid. */
+	char *target_uuid;
+	/* allow: TARGET resolved by qpol_system_resolve_target() ("dom0",
+	 * NAME, "@dispvm:NAME"): what the call is routed by. */
+	char *target_name;
+	char *requested_target; /* the requested target as verified (an unknown
+	                           qube reads as "@default"), in its own form */
 	char *user;             /* user= if given, else NULL */
 	bool autostart;         /* allow/ask: start the target if not running */
 	bool notify;            /* notify= (deny defaults to yes) */
-	/* ask: targets to offer, sorted, and the default (NULL if none) */
+	/* ask: targets to offer, sorted, and the default (NULL if none).
+	 * Collected targets are names ("dom0", NAME, "@dispvm:NAME"); a
+	 * rule's target= is offered as written (it may be a uuid: form:
+	 * resolve the user's choice with qpol_system_resolve_target()). */
 	char **targets;
 	size_t n_targets;
 	char *default_target;

@@ -43,6 +43,7 @@ static void domain_finish(struct qpol_domain *d)
 {
 	free(d->name);
 	free(d->type);
+	free(d->uuid);
 	for (size_t i = 0; i < d->n_tags; i++)
 		free(d->tags[i]);
 	free(d->tags);
@@ -58,6 +59,7 @@ void qpol_system_free(struct qpol_system *system)
 	for (size_t i = 0; i < system->n_domains; i++)
 		domain_finish(&system->domains[i]);
 	free(system->domains);
+	free(system->by_uuid);
 	free(system);
 }
 
@@ -74,9 +76,38 @@ const struct qpol_domain *qpol_system_find(const struct qpol_system *system, con
 	return bsearch(&key, system->domains, system->n_domains, sizeof(key), cmp_domain);
 }
 
+const struct qpol_domain *qpol_system_lookup(const struct qpol_system *system, const char *key)
+{
+	if (!system || !key)
+		return NULL;
+	if (strncmp(key, QPOL_UUID_PREFIX, strlen(QPOL_UUID_PREFIX)) != 0)
+		return qpol_system_find(system, key);
+	const char *uuid = key + strlen(QPOL_UUID_PREFIX);
+	size_t lo = 0, hi = system->n_by_uuid;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct qpol_domain *d = system->by_uuid[mid];
+		int c = strcmp(d->uuid, uuid);
+		if (c == 0)
+			return d;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 bool qpol_system_has_domain(const struct qpol_system *system, const char *name)
 {
-	return qpol_system_find(system, name) != NULL;
+	const struct qpol_domain *d = qpol_system_find(system, name);
+	return d && !d->implicit;
+}
+
+bool qpol_is_dom0(const char *text)
+{
+	return strcmp(text, "dom0") == 0 || strcmp(text, "@adminvm") == 0 ||
+	       strcmp(text, QPOL_DOM0_UUID_REF) == 0;
 }
 
 /* A JSON string may hold "\u0000"; as a C string it would be cut there
@@ -170,6 +201,42 @@ static int parse_domain(const char *name, struct json_object *obj, struct qpol_d
 					"domains.%s.template_for_dispvms: expected true or false", name);
 		d->template_for_dispvms = json_object_get_boolean(v);
 	}
+	if (json_object_object_get_ex(obj, "internal", &v) && !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return sys_fail(ret_error, "domains.%s.internal: expected true or false", name);
+		d->internal = json_object_get_boolean(v);
+	}
+	r = get_opt_string(obj, name, "uuid", &d->uuid, ret_error);
+	if (r < 0)
+		return r;
+	if (d->uuid) {
+		/* Qubes writes UUIDs in lower case and looks them up as
+		 * written: another spelling would never match a policy's
+		 * uuid: reference, so it is refused rather than ignored. */
+		bool lower = qname_uuid_is_valid(d->uuid);
+		for (const char *c = d->uuid; lower && *c; c++)
+			lower = !(*c >= 'A' && *c <= 'F');
+		if (!lower)
+			return sys_fail(ret_error,
+					"domains.%s.uuid: expected a UUID in lower-case 8-4-4-4-12 "
+					"hex form, like 6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01",
+					name);
+		bool is_nil = strcmp(d->uuid, QPOL_DOM0_UUID) == 0;
+		if (is_nil != (strcmp(name, "dom0") == 0))
+			return sys_fail(ret_error,
+					is_nil ? "domains.%s.uuid: the nil UUID is dom0's"
+					       : "domains.%s.uuid: dom0's UUID is the nil UUID "
+						 QPOL_DOM0_UUID,
+					name);
+	}
+	/* The admin qube is dom0 and nothing else (Qubes has no other
+	 * AdminVM): a qube of that type would match rules meant for it. */
+	if ((strcmp(d->type, "AdminVM") == 0) != (strcmp(name, "dom0") == 0))
+		return sys_fail(ret_error,
+				strcmp(name, "dom0") == 0
+					? "domains.%s.type: dom0 is the AdminVM"
+					: "domains.%s.type: only dom0 is an AdminVM",
+				name);
 	r = get_opt_string(obj, name, "default_dispvm", &d->default_dispvm, ret_error);
 	if (r < 0)
 		return r;
@@ -177,6 +244,60 @@ static int parse_domain(const char *name, struct json_object *obj, struct qpol_d
 	if (r < 0)
 		return r;
 	return get_opt_string(obj, name, "power_state", &d->power_state, ret_error);
+}
+
+/* Qubes always has dom0, with the nil UUID: one that the JSON leaves out
+ * is added (and reported absent by qpol_system_has_domain()), one without
+ * a uuid gets the nil UUID.  SYS->domains has room for one more. */
+static int add_dom0(struct qpol_system *sys)
+{
+	struct qpol_domain *d = (struct qpol_domain *)qpol_system_find(sys, "dom0");
+
+	if (!d) {
+		d = &sys->domains[sys->n_domains];
+		d->implicit = true;
+		d->name = strdup("dom0");
+		d->type = strdup("AdminVM");
+		d->power_state = strdup("Running");
+		sys->n_domains++; /* counted even when partly filled: freed by the caller */
+		if (!d->name || !d->type || !d->power_state)
+			return -ENOMEM;
+		qsort(sys->domains, sys->n_domains, sizeof(*sys->domains), cmp_domain);
+		d = (struct qpol_domain *)qpol_system_find(sys, "dom0");
+	}
+	if (!d->uuid) {
+		d->uuid = strdup(QPOL_DOM0_UUID);
+		if (!d->uuid)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int cmp_by_uuid(const void *a, const void *b)
+{
+	const struct qpol_domain *da = *(const struct qpol_domain *const *)a;
+	const struct qpol_domain *db = *(const struct qpol_domain *const *)b;
+	return strcmp(da->uuid, db->uuid);
+}
+
+/* Builds SYS->by_uuid; two qubes with one uuid are an error. */
+static int index_uuids(struct qpol_system *sys, char **ret_error)
+{
+	sys->by_uuid = calloc(sys->n_domains, sizeof(*sys->by_uuid));
+	if (!sys->by_uuid)
+		return -ENOMEM;
+	for (size_t i = 0; i < sys->n_domains; i++)
+		if (sys->domains[i].uuid)
+			sys->by_uuid[sys->n_by_uuid++] = &sys->domains[i];
+	qsort(sys->by_uuid, sys->n_by_uuid, sizeof(*sys->by_uuid), cmp_by_uuid);
+	for (size_t i = 1; i < sys->n_by_uuid; i++) {
+		const struct qpol_domain *a = sys->by_uuid[i - 1];
+		const struct qpol_domain *b = sys->by_uuid[i];
+		if (strcmp(a->uuid, b->uuid) == 0)
+			return sys_fail(ret_error, "domains.%s.uuid: %s is also the uuid of %s",
+					b->name, b->uuid, a->name);
+	}
+	return 0;
 }
 
 int qpol_system_parse_json(const char *text, size_t len, struct qpol_system **ret_system,
@@ -235,12 +356,11 @@ int qpol_system_parse_json(const char *text, size_t len, struct qpol_system **re
 		goto out;
 	}
 	size_t n = (size_t)json_object_object_length(domains);
-	if (n) {
-		sys->domains = calloc(n, sizeof(*sys->domains));
-		if (!sys->domains) {
-			r = -ENOMEM;
-			goto out;
-		}
+	/* one more for an implicit dom0 */
+	sys->domains = calloc(n + 1, sizeof(*sys->domains));
+	if (!sys->domains) {
+		r = -ENOMEM;
+		goto out;
 	}
 	json_object_object_foreach(domains, key, val)
 	{
@@ -251,8 +371,6 @@ int qpol_system_parse_json(const char *text, size_t len, struct qpol_system **re
 		if (r < 0)
 			goto out;
 	}
-	/* (qsort's base must not be NULL, even for 0 elements: an empty
-	 * "domains" object leaves sys->domains NULL) */
 	if (sys->n_domains > 1)
 		qsort(sys->domains, sys->n_domains, sizeof(*sys->domains), cmp_domain);
 	for (size_t i = 1; i < sys->n_domains; i++) {
@@ -269,6 +387,12 @@ int qpol_system_parse_json(const char *text, size_t len, struct qpol_system **re
 			goto out;
 		}
 	}
+	r = add_dom0(sys);
+	if (r < 0)
+		goto out;
+	r = index_uuids(sys, ret_error);
+	if (r < 0)
+		goto out;
 	*ret_system = sys;
 	sys = NULL;
 	r = 0;
@@ -331,4 +455,34 @@ int qpol_system_load_file(const char *path, struct qpol_system **ret_system, cha
 		free(error);
 	}
 	return r;
+}
+
+int qpol_system_resolve_target(const struct qpol_system *system, const char *target,
+			       char **ret_name)
+{
+	const struct qpol_domain *d;
+	char *name = NULL;
+
+	if (!system || !target || !ret_name)
+		return -EINVAL;
+	if (qpol_is_dom0(target)) {
+		name = strdup("dom0");
+	} else if (strncmp(target, "@dispvm:", 8) == 0) {
+		d = qpol_system_lookup(system, target + 8);
+		if (!d || !d->template_for_dispvms)
+			return -ENOENT;
+		if (asprintf(&name, "@dispvm:%s", d->name) < 0)
+			return -ENOMEM;
+	} else if (target[0] == '@' || strcmp(target, "*") == 0) {
+		return -EINVAL;
+	} else {
+		d = qpol_system_lookup(system, target);
+		if (!d)
+			return -ENOENT;
+		name = strdup(d->name);
+	}
+	if (!name)
+		return -ENOMEM;
+	*ret_name = name;
+	return 0;
 }

@@ -28,7 +28,7 @@ struct tok_prefix {
 #define CTX_R QPOL_CTX_REDIRECT
 #define CTX_Q QPOL_CTX_REQUEST
 
-/* Where each keyword may appear, as in Qubes OS 4.2. */
+/* Where each keyword may appear, as in Qubes OS 4.3. */
 static const struct tok_exact tok_exacts[] = {
 	{ "*", QPOL_TOK_WILDCARD, CTX_S | CTX_T },
 	{ "@adminvm", QPOL_TOK_ADMINVM, CTX_S | CTX_T | CTX_R | CTX_Q },
@@ -112,12 +112,9 @@ int qpol_token_parse(const char *text, unsigned ctx, struct qpol_token *ret, cha
 		return tok_fail(ret_msg, "invalid empty %s token", ctx_name(ctx));
 
 	if (text[0] != '@' && strcmp(text, "*") != 0) {
-		/* Qubes 4.2 reads "dom0" as an alias of @adminvm everywhere. */
-		if (strcmp(text, "dom0") == 0) {
-			ret->kind = QPOL_TOK_ADMINVM;
-			ret->value = NULL;
-			return 0;
-		}
+		/* A name or uuid:UUID, taken as written (as Qubes does: one
+		 * that names no qube never matches).  "dom0" and the nil
+		 * UUID stay names too: qpol_token_is_dom0(). */
 		tok.value = strdup(text);
 		if (!tok.value)
 			return -ENOMEM;
@@ -163,6 +160,11 @@ int qpol_token_parse(const char *text, unsigned ctx, struct qpol_token *ret, cha
 					ctx_article(ctx));
 	}
 	return tok_fail(ret_msg, "invalid %s token: %s", ctx_name(ctx), text);
+}
+
+bool qpol_token_is_dom0(const struct qpol_token *tok)
+{
+	return tok->kind == QPOL_TOK_ADMINVM || (tok->kind == QPOL_TOK_NAME && qpol_is_dom0(tok->value));
 }
 
 void qpol_token_finish(struct qpol_token *tok)
