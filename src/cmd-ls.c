@@ -297,11 +297,6 @@ int qc_cmd_ls(const struct qc_command *cmd, int argc, char **argv)
 		q->name = lines[i];
 		nq++;
 	}
-	if (strcmp(format, "names") == 0) {
-		for (size_t i = 0; i < nq; i++)
-			puts(qs[i].name);
-		goto out;
-	}
 	for (size_t i = 0; i < nq; i++) {
 		r = qc_simple(qs[i].name, "admin.vm.property.GetAll", NULL, qs[i].name, NULL, &qs[i].all);
 		if (r == QC_EXIT_NO_DAEMON) {
@@ -318,6 +313,25 @@ int qc_cmd_ls(const struct qc_command *cmd, int argc, char **argv)
 			ret = qc_transport_error(-ENOMEM);
 			goto out;
 		}
+	}
+	/* internal qubes (preloaded disposables among them) only with --all */
+	if (!all) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < nq; i++) {
+			if (strcmp(field_of(&qs[i], "internal"), "True") == 0) {
+				free(qs[i].props);
+				qc_reply_finish(&qs[i].all);
+				continue;
+			}
+			qs[k++] = qs[i];
+		}
+		nq = k;
+	}
+	if (strcmp(format, "names") == 0) {
+		for (size_t i = 0; i < nq; i++)
+			puts(qs[i].name);
+		goto out;
 	}
 	if (strcmp(format, "json") == 0) {
 		r = print_json(qs, nq);

@@ -18,7 +18,8 @@ const struct qc_command qc_commands[] = {
 		.summary = "list the qubes",
 		.help = "Lists the qubes (admin.vm.List, then admin.vm.property.GetAll of each).\n"
 			"\n"
-			"  --all, -a            also list dom0 (the AdminVM)\n"
+			"  --all, -a            also list dom0 (the AdminVM) and internal qubes\n"
+			"                       (preloaded disposables among them)\n"
 			"  --format, -o FORMAT  table (default): columns NAME CLASS STATE LABEL\n"
 			"                       TEMPLATE MEMORY, the label in its colour when\n"
 			"                       stdout is a terminal and NO_COLOR is not set;\n"

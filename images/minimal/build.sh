@@ -347,6 +347,15 @@ if [ -n "$builddir" ]; then
       say "$b not built in $builddir/rpc/guest; the image has no $b"
     fi
   done
+  # qube.Exec and qube.VMShell: one program, two service names
+  if [ -x "$builddir/rpc/guest/qube-exec" ]; then
+    add_file "$builddir/rpc/guest/qube-exec" /usr/lib/qube/qube-exec
+    mkdir -p "$stage/etc/qube/rpc"
+    ln -s /usr/lib/qube/qube-exec "$stage/etc/qube/rpc/qube.Exec"
+    ln -s /usr/lib/qube/qube-exec "$stage/etc/qube/rpc/qube.VMShell"
+  else
+    say "qube-exec not built in $builddir/rpc/guest; the image has no qube.Exec"
+  fi
 fi
 for a in "${adds[@]}"; do
   case $a in

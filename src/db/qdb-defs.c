@@ -149,6 +149,10 @@ static const struct qdb_prop_def props[] = {
 	{ "netvm", "vm", "Qube that provides network connection to this qube; \"\" for none. When "
 	  "absent, the qube uses the global default_netvm.", false, QDB_T_VM, NOT_ADMIN, true,
 	  "TemplateVM: none; others: global default_netvm" },
+	{ "preload_dispvm", "int", "Number of disposables of this disposable template that qubed keeps "
+	  "booted and paused, so that a request for one is served at once (0: none). Needs "
+	  "template_for_dispvms=True; bounded by qubed's preload_memory budget.", false, QDB_T_INT,
+	  QDB_C(QDB_APPVM), true, "0" },
 	{ "provides_network", "bool", "If this qube can act as network provider (netvm of others).",
 	  false, QDB_T_BOOL, NOT_ADMIN, true, "False" },
 	{ "qid", "int", "Internal, persistent identifier of the qube (0 for dom0).", true, QDB_T_INT,

@@ -19,6 +19,7 @@
 #define QDB_KERNELOPTS_MAX 512u /* as Qubes (kernelopts_common needs room) */
 #define QDB_MEMORY_MAX 1048576ll /* MiB (1 TiB) */
 #define QDB_VCPUS_MAX 256ll
+#define QDB_PRELOAD_MAX 32ll /* preload_dispvm: disposables kept booted per template */
 #define QDB_QID_MAX 9999 /* qids 1..9999 (Qubes' max_qid is 10000, exclusive) */
 #define QDB_CID_FIRST 3u
 #define QDB_CID_LAST 0xfffffffeu /* 0xffffffff is VMADDR_CID_ANY */

@@ -894,6 +894,10 @@ static int prop_default(struct qdb *db, const struct qrow *q, const struct qdb_p
 		strcpy(out, "False");
 		return 0;
 	}
+	if (is_prop(p, "preload_dispvm")) {
+		strcpy(out, "0");
+		return 0;
+	}
 	return -ENODATA; /* template, and the read-only ones */
 }
 
@@ -1269,8 +1273,9 @@ static int validate_qube_value(struct qdb *db, const struct qrow *q, const struc
 			return bad_value(err, q->name, p, untrusted, why);
 		break;
 	case QDB_T_INT: {
-		long long min = is_prop(p, "maxmem") ? 0 : 1;
-		long long max = is_prop(p, "vcpus") ? QDB_VCPUS_MAX : QDB_MEMORY_MAX;
+		long long min = is_prop(p, "maxmem") || is_prop(p, "preload_dispvm") ? 0 : 1;
+		long long max = is_prop(p, "vcpus") ? QDB_VCPUS_MAX
+				: is_prop(p, "preload_dispvm") ? QDB_PRELOAD_MAX : QDB_MEMORY_MAX;
 		if (!qdb_parse_int(untrusted, min, max, out, &why)) {
 			char msg[120];
 			if (strcmp(why, "out of range") == 0) {

@@ -53,6 +53,7 @@ int qd_config_defaults(struct qd_config *c)
 	c->shutdown_timeout_s = 60;
 	c->private_size = 2ull << 30;
 	c->volatile_size = 1ull << 30;
+	c->preload_memory = 4ull << 30;
 	return 0;
 }
 
@@ -178,6 +179,18 @@ static int apply(struct qd_config *c, const char *key, const char *v, char *why,
 		uint64_t *slot = key[0] == 'p' ? &c->private_size : &c->volatile_size;
 		if (parse_size(v, slot) < 0 || *slot < (16ull << 20)) {
 			snprintf(why, whylen, "%s: '%s': expected a size of at least 16M (e.g. 2G, 512M)", key, v);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (strcmp(key, "preload_memory") == 0) {
+		/* "0" turns preloading off */
+		if (strcmp(v, "0") == 0) {
+			c->preload_memory = 0;
+			return 0;
+		}
+		if (parse_size(v, &c->preload_memory) < 0 || c->preload_memory < (1ull << 20)) {
+			snprintf(why, whylen, "preload_memory: '%s': expected 0 or a size (e.g. 4G, 800M)", v);
 			return -EINVAL;
 		}
 		return 0;

@@ -271,6 +271,7 @@ int main(int argc, char **argv)
 		else if (!qd.conn)
 			qd_vm_reconnect(&qd);
 		qd_vm_tick(&qd);
+		qd_preload_tick(&qd);
 		qd_broker_tick(&qd);
 		for (struct qd_vm *vm = qd.vms; vm; vm = vm->next)
 			if (vm->vsockd_pid > 0)

@@ -45,6 +45,7 @@ struct qd_config {
 	unsigned shutdown_timeout_s; /* ACPI shutdown before qubed gives up waiting */
 	uint64_t private_size;       /* default private volume size, bytes */
 	uint64_t volatile_size;
+	uint64_t preload_memory;     /* bytes of guest memory preloaded disposables may hold */
 };
 
 int qd_config_defaults(struct qd_config *c);
@@ -89,6 +90,14 @@ struct qd_vm {
 	struct qd_waiter *waiters;
 	bool destroy_when_halted; /* a disposable: remove it at stop */
 	bool cleaned;             /* temporary volumes already removed */
+	/* preloaded disposables (preload.c): a DispVM booted and paused for
+	 * PRELOAD_OF, not handed to anyone yet; feature "preload-dispvm" in
+	 * the database says so across restarts */
+	bool preload;
+	char preload_of[QD_NAME_MAX];
+	bool just_taken;          /* handed out; the next qd_vm_start answers at once */
+	bool notify_running;      /* qd_vm_tick tells the RUNNING waiters */
+	struct timespec preload_begin;
 };
 
 /* ---- the daemon ---- */
@@ -126,6 +135,10 @@ struct qd {
 	/* admin.Events subscribers */
 	struct qd_call *subscribers;
 	bool sysinfo_dirty;
+	/* preloaded disposables: no refill before this (a take pushes it) */
+	struct timespec preload_hold;
+	struct timespec preload_next_check;
+	char preload_last_note[256];
 };
 
 /* loop */
@@ -173,7 +186,18 @@ int qd_vm_create_storage(struct qd *qd, const char *name, struct qerr *err);
 int qd_vm_remove_storage(struct qd *qd, const char *name, struct qerr *err);
 int qd_vm_dir(struct qd *qd, const char *name, char *buf, size_t len);
 /* creates a disposable from a template for dispvms; ret_name gets dispNNNN */
+/* A disposable of DVM_TEMPLATE: a preloaded one if one is ready (resumed
+ * and handed over: the next qd_vm_start of it succeeds at once), else a
+ * new DispVM that still has to be started. */
 int qd_dispvm_create(struct qd *qd, const char *dvm_template, char ret_name[QD_NAME_MAX], struct qerr *err);
+/* A new DispVM of DVM_TEMPLATE (database entry and private overlay), not started. */
+int qd_dispvm_new(struct qd *qd, const char *dvm_template, char ret_name[QD_NAME_MAX], struct qerr *err);
+/* preload.c: keeps each template's preload_dispvm disposables ready */
+void qd_preload_tick(struct qd *qd);
+/* A ready preload of DVM_TEMPLATE handed out (resumed), or -ENOENT. */
+int qd_preload_take(struct qd *qd, const char *dvm_template, char ret_name[QD_NAME_MAX]);
+/* After adoption at start-up: paused preloads rejoin their pool, others are destroyed. */
+void qd_preload_adopt(struct qd *qd);
 void qd_vm_tick(struct qd *qd);             /* probes and deadlines */
 void qd_vm_handle_events(struct qd *qd);    /* libvirt events */
 int qd_vm_adopt_all(struct qd *qd);         /* after (re)connecting to libvirt */

@@ -476,6 +476,15 @@ int qd_vm_start(struct qd *qd, const char *name, struct qd_waiter *w, struct qer
 		add_waiter(vm, w);
 		return 0;
 	case QD_RUNNING:
+		if (vm->just_taken) {
+			/* a preloaded disposable just handed out: it is up; the
+			 * waiter is told from the loop (qd_vm_tick), never from
+			 * inside this call */
+			vm->just_taken = false;
+			vm->notify_running = true;
+			add_waiter(vm, w);
+			return 0;
+		}
 		qd_err(err, "QubesVMNotHaltedError", "Domain is already running: %s", name);
 		return -EALREADY;
 	case QD_PAUSED:
@@ -600,6 +609,11 @@ void qd_vm_tick(struct qd *qd)
 {
 	for (struct qd_vm *vm = qd->vms, *next; vm; vm = next) {
 		next = vm->next;
+		if (vm->notify_running) {
+			vm->notify_running = false;
+			if (vm->state == QD_RUNNING)
+				notify(qd, vm, QD_WAIT_RUNNING, 0, NULL);
+		}
 		if (vm->state == QD_STARTING) {
 			if (qd_time_passed(&vm->deadline)) {
 				char msg[512], dn[QVMM_DOMAIN_NAME_MAX], e[256];
@@ -767,6 +781,13 @@ int qd_vm_pause(struct qd *qd, const char *name, bool pause, struct qerr *err)
 /* ---- disposables ---- */
 
 int qd_dispvm_create(struct qd *qd, const char *dvm, char ret_name[QD_NAME_MAX], struct qerr *err)
+{
+	if (qd_preload_take(qd, dvm, ret_name) == 0)
+		return 0;
+	return qd_dispvm_new(qd, dvm, ret_name, err);
+}
+
+int qd_dispvm_new(struct qd *qd, const char *dvm, char ret_name[QD_NAME_MAX], struct qerr *err)
 {
 	char name[32], *flag = NULL, *label = NULL, ddir[512], dir[512], from[600], to[600], msg[512];
 	enum qdb_class cls;
@@ -981,6 +1002,7 @@ int qd_vm_adopt_all(struct qd *qd)
 		}
 		qdb_strv_free(names, nn);
 	}
+	qd_preload_adopt(qd);
 	qd->sysinfo_dirty = true;
 	return 0;
 }

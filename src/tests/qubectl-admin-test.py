@@ -375,8 +375,18 @@ else:
     fail("ls: table", f"got:\n{o}want:\n{want}")
 case("ls --all lists dom0", LS_RULES, ["ls", "--all", "--fields", "name,state"], 0,
      out="NAME    STATE\ndom0    Running\nfedora  Halted\n")
-case("ls --format names", LS_RULES, ["ls", "--format", "names"], 0, [(H("admin.vm.List"), "")],
+case("ls --format names", LS_RULES, ["ls", "--format", "names"], 0,
+     [(H("admin.vm.List"), ""), (H("admin.vm.property.GetAll", "fedora"), ""),
+      (H("admin.vm.property.GetAll", "work"), ""), (H("admin.vm.property.GetAll", "vault"), "")],
      out="fedora\nwork\nvault\n")
+# internal qubes (preloaded disposables) are listed only with --all
+LS_INTERNAL = [R(H("admin.vm.List"), LIST + b"disp7 class=DispVM state=Paused uuid=4\n"),
+               R(H("admin.vm.property.GetAll", "disp7"),
+                 getall(b"red", b"work", b"400", b"internal default=False type=bool True\n"))] + LS_RULES[1:]
+case("ls hides an internal qube", LS_INTERNAL, ["ls", "--format", "names"], 0,
+     check=lambda o, e, r: None if o == "fedora\nwork\nvault\n" else f"got {o!r}")
+case("ls --all shows an internal qube", LS_INTERNAL, ["ls", "--all", "--format", "names"], 0,
+     check=lambda o, e, r: None if o == "dom0\nfedora\nwork\nvault\ndisp7\n" else f"got {o!r}")
 o, e, reqs = case("ls --format json", LS_RULES, ["ls", "--format", "json"], 0)
 jt = subprocess.run([sys.executable, "-m", "json.tool"], input=o.encode(), capture_output=True)
 if jt.returncode == 0:

@@ -32,7 +32,7 @@ build=$(cd "$build" && pwd)
 [ -n "$out" ] || out=$build/images/minimal
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-for b in qube-agent qube-call; do
+for b in qube-agent qube-call qube-exec; do
   [ -x "$build/rpc/guest/$b" ] && inputs+=("$build/rpc/guest/$b")
 done
 
