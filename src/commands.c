@@ -267,5 +267,26 @@ const struct qc_command qc_commands[] = {
 			"policy directory or the system information cannot be read, 2 on a\n"
 			"usage error.\n",
 	},
+	{
+		.group = "policy",
+		.name = "ask-agent",
+		.handler = qc_policy_ask_agent,
+		.usage = "[--ask-socket PATH] [--timeout SECS]",
+		.summary = "answer the broker's ask questions on this terminal",
+		.help = "Connects to the broker's ask interface and shows each question (a call\n"
+			"the policy says to ask about): source, service, argument, requested\n"
+			"target and the targets the policy allows, numbered.  Answer with a\n"
+			"number or a name to allow that target, Enter for the default, n to\n"
+			"deny.  A question not answered in time is denied; one whose caller\n"
+			"went away is withdrawn.\n"
+			"\n"
+			"  --ask-socket PATH    the broker's ask socket (default ask.sock beside\n"
+			"                       qubed's socket)\n"
+			"  --timeout, -t SECS   deny after SECS without an answer (default 50;\n"
+			"                       the broker's own limit is its --ask-timeout)\n"
+			"\n"
+			"Exit status: 0 when input ended, 1 when the broker closed the socket,\n"
+			"3 when the socket cannot be reached.\n",
+	},
 	{ .name = NULL },
 };

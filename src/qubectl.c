@@ -35,7 +35,7 @@ static void print_commands(FILE *out)
 		char title[64];
 		snprintf(title, sizeof(title), "%s%s%s", c->group ? c->group : "",
 			 c->group ? " " : "", c->name);
-		fprintf(out, "  %-16s %s\n", title, c->summary);
+		fprintf(out, "  %-17s  %s\n", title, c->summary);
 	}
 	fprintf(out, "\noptions:\n"
 		     "  --socket PATH    qubed's admin socket (default: $QUBED_SOCKET, else\n"

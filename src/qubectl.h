@@ -100,6 +100,7 @@ bool qc_confirm(const char *prompt);
 /* Handlers, one file per group. */
 int qc_policy_lint(const struct qc_command *cmd, int argc, char **argv);
 int qc_policy_eval(const struct qc_command *cmd, int argc, char **argv);
+int qc_policy_ask_agent(const struct qc_command *cmd, int argc, char **argv);
 
 int qc_cmd_create(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_remove(const struct qc_command *cmd, int argc, char **argv);

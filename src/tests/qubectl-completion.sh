@@ -69,7 +69,7 @@ contains "qubectl " ls start shutdown prefs global-prefs volume template policy 
 expect "qubectl $S st" "start"
 expect "qubectl $S sh" "shutdown"
 expect "qubectl $S volume " "info list resize revert"
-expect "qubectl $S policy " "eval lint"
+expect "qubectl $S policy " "ask-agent eval lint"
 expect "qubectl $S start w" "wordy work"
 expect "qubectl $S start " "vault wordy work"
 expect "qubectl $S prefs work m" "maxmem memory"
