@@ -52,7 +52,7 @@ static void usage(FILE *f)
 		"Usage: qube-filecopy-receive [OPTIONS]\n"
 		"Receives a qube.Filecopy stream on stdin into INCOMING/$QUBE_REMOTE and writes\n"
 		"the reply record on stdout.\n"
-		"  --config FILE       settings (default $QUBE_FILECOPY_CONF or " DEFAULT_CONF ")\n"
+		"  --config FILE       settings (default $QFC_CONF or " DEFAULT_CONF ")\n"
 		"  --incoming DIR      base directory (default ~/QubesIncoming)\n"
 		"  --user NAME         user to become when started as root (default \"user\")\n"
 		"  --max-entries N  --max-bytes N  --max-depth N  --max-path N  --max-name N\n"
@@ -306,7 +306,7 @@ int main(int argc, char **argv)
 	};
 	struct qfc_limits l;
 	qfc_limits_default(&l);
-	const char *conf = getenv("QUBE_FILECOPY_CONF");
+	const char *conf = getenv("QFC_CONF");
 	bool conf_given = conf != NULL;
 	if (!conf)
 		conf = DEFAULT_CONF;

@@ -362,8 +362,8 @@ static int read_reply(struct sender *s, int in_fd, bool *ret_got)
 	}
 	untrusted_msg[ml] = 0;
 	if (rep.status != 0) {
-		fprintf(stderr, "%s: the receiver refused the transfer after %" PRIu64 " of %" PRIu64
-			" entries: %s\n", s->prog, rep.entries, s->entries, untrusted_msg);
+		fprintf(stderr, "%s: the receiver refused the transfer (%" PRIu64 " entries stored "
+			"there): %s\n", s->prog, rep.entries, untrusted_msg);
 		return -(int)(rep.status ? rep.status : EIO);
 	}
 	if (rep.entries != s->entries || rep.data_bytes != s->data_bytes || rep.crc != s->crc) {

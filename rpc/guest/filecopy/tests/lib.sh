@@ -23,7 +23,7 @@ finish() {
 # become an unprivileged user: nobody, with an incoming dir it owns.
 RECV_ARGS=()
 if [ "$(id -u)" = 0 ]; then RECV_ARGS+=(--user nobody); fi
-export QUBE_FILECOPY_CONF=/dev/null
+export QFC_CONF=/dev/null
 
 # new_incoming DIR: a base directory the receiver's user can write
 new_incoming() {

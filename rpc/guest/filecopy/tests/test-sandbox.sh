@@ -45,7 +45,7 @@ wait "$rp" || true
 # 3. settings: a bad file is named with its line, and nothing is received
 printf 'max-entries = 10\nmax-depth = lots\n' > "$T/bad.conf"
 rc=0
-QUBE_REMOTE=work QUBE_FILECOPY_CONF="$T/bad.conf" "$QFC_RECEIVE" "${RECV_ARGS[@]}" \
+QUBE_REMOTE=work QFC_CONF="$T/bad.conf" "$QFC_RECEIVE" "${RECV_ARGS[@]}" \
 	--incoming "$T/in3" </dev/null >/dev/null 2>"$T/err" || rc=$?
 check "bad settings: refused ($rc) naming file:line" \
 	bash -c "test $rc = 1 && grep -q 'bad.conf:2: max-depth: \"lots\" is not a number' '$T/err' && test ! -e '$T/in3'"
