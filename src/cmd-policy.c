@@ -112,6 +112,9 @@ static void print_decision(const struct qpol_decision *d)
 	printf("result=%s\n", qpol_result_to_string(d->result));
 	if (d->result == QPOL_RESULT_ALLOW) {
 		printf("target=%s\n", d->target);
+		/* Qubes' target_uuid, when the target qube has a uuid */
+		if (d->target_uuid)
+			printf("target_uuid=%s\n", d->target_uuid);
 		printf("autostart=%s\n", d->autostart ? "yes" : "no");
 		if (d->user)
 			printf("user=%s\n", d->user);

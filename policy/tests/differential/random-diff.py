@@ -12,7 +12,8 @@
 #
 #   QREXEC_SRC=DIR random-diff.py --vectors OUT.json SYSTEM_JSON SEED COUNT
 #       writes the decisions as replay vectors (policy/tests/differential/
-#       vectors.json, replayed by replay-vectors.c in the test suite)
+#       vectors.json: seed 9, count 1000; replayed by policy/tests/
+#       replay-vectors.c, meson test policy-qubes-vectors)
 #   QREXEC_SRC=DIR random-diff.py --qubectl QUBECTL SYSTEM_JSON SEED COUNT
 #       compares with `qubectl policy eval` directly and prints differences
 #
@@ -51,20 +52,22 @@ def tokens(info):
     uuids = ['uuid:' + dom[n]['uuid'] for n in names]
     tmpls = [n for n in names if dom[n]['template_for_dispvms']]
     nosuch_uuid = 'uuid:11111111-2222-3333-4444-555555555555'
+    # Qubes looks uuids up as written: another spelling names nothing
+    upper_uuid = 'uuid:' + dom['work']['uuid'].upper()
     t = {}
     t['src'] = names + uuids + ['*', '@anyvm', '@adminvm', 'dom0', ZERO, '@tag:work', '@tag:dvm-tag',
                                 '@tag:admin-tag', '@type:AppVM', '@type:AdminVM', '@type:TemplateVM',
-                                'nosuch', nosuch_uuid]
+                                'nosuch', nosuch_uuid, upper_uuid]
     t['tgt'] = names + uuids + ['*', '@anyvm', '@default', '@adminvm', 'dom0', ZERO, '@tag:secret',
                                 '@tag:work', '@tag:dvm-tag', '@tag:admin-tag', '@type:AppVM',
                                 '@type:AdminVM', '@dispvm', '@dispvm:@tag:dvm-tag', 'nosuch',
-                                nosuch_uuid] + \
+                                nosuch_uuid, upper_uuid] + \
         ['@dispvm:' + n for n in tmpls] + ['@dispvm:' + u for u in ('uuid:' + dom[n]['uuid'] for n in tmpls)]
-    t['redir'] = names + uuids + ['@dispvm', '@adminvm', 'dom0', ZERO, 'nosuch', nosuch_uuid] + \
+    t['redir'] = names + uuids + ['@dispvm', '@adminvm', 'dom0', ZERO, 'nosuch', nosuch_uuid, upper_uuid] + \
         ['@dispvm:' + n for n in tmpls] + ['@dispvm:uuid:' + dom[n]['uuid'] for n in tmpls]
     t['req_src'] = names + ['dom0']
     t['req_tgt'] = names + uuids + ['@default', '@adminvm', 'dom0', ZERO, '@dispvm', 'nosuch', nosuch_uuid,
-                                    'uuid:' + dom['work']['uuid'].upper(), '@dispvm:nosuch',
+                                    upper_uuid, '@dispvm:nosuch', '@dispvm:dom0', '@dispvm:' + ZERO,
                                     '@dispvm:uuid:' + dom['work']['uuid']] + \
         ['@dispvm:' + n for n in tmpls] + ['@dispvm:uuid:' + dom[n]['uuid'] for n in tmpls]
     t['names'] = names
@@ -84,10 +87,8 @@ def rand_rule(r, t):
     tgt = r.choice(t['tgt'])
     if tgt == '@default' and act == 'allow' and not any(p.startswith('target=') for p in params):
         params.append('target=' + r.choice(t['names']))
-    # ask target=@dispvm: Qubes offers the bare keyword (a documented
-    # difference: here it is the caller's default disposable); not generated
-    if act == 'ask':
-        params = [p for p in params if p != 'target=@dispvm']
+    # ask target=@dispvm: Qubes offers the bare keyword, here the caller's
+    # default disposable (deviation ask-dispvm-keyword, see deviation())
     return ' '.join([s, a, r.choice(t['src']), tgt, act] + params)
 
 
@@ -144,6 +145,9 @@ def qubes_decide(info, pdir, src, tgt, svc, arg):
          'default_target': str(res.default_target) if res.default_target else '',
          'autostart': bool(res.autostart), 'requested_target': str(req.target)}
     if res.user: d['user'] = res.user
+    # for deviation() only, not written: the deciding rule's parameters
+    d['_rule_target'] = str(res.rule.action.target) if res.rule.action.target else None
+    d['_rule_default'] = str(res.rule.action.default_target) if res.rule.action.default_target else None
     return d
 
 
@@ -151,10 +155,26 @@ def deviation(info, src, q):
     """The deliberate difference (docs/policy.md) that applies, if any,
     and what libqpolicy decides instead."""
     dom = info['domains']
+    rule_target = q.pop('_rule_target', None)
+    rule_default = q.pop('_rule_default', None)
     if q['result'] == 'allow':
         tgt = q['target']
-        if tgt.startswith('uuid:') and dom.get(tgt, {}).get('name') == src:
+        # Qubes refuses a call to the caller itself by comparing names as
+        # written: uuid:UUID of the caller (or of dom0, which Qubes then
+        # reports as dom0) gets through; libqpolicy compares the qubes
+        if (tgt.startswith('uuid:') and dom.get(tgt, {}).get('name') == src) or \
+                (tgt == 'dom0' and src == 'dom0'):
             return 'loopback-uuid', {'result': 'deny'}
+    if q['result'] == 'ask' and rule_target == '@dispvm':
+        # Qubes offers the bare keyword @dispvm (which its execute() cannot
+        # start); libqpolicy offers the caller's default disposable
+        tmpl = dom[src]['default_dispvm']
+        if tmpl is None:
+            return 'ask-dispvm-keyword', {'result': 'deny'}
+        e = dict(q, targets=['@dispvm:' + tmpl])
+        if rule_default == '@dispvm' or rule_default == '@dispvm:' + tmpl:
+            e['default_target'] = '@dispvm:' + tmpl
+        return 'ask-dispvm-keyword', e
     return None, q
 
 
@@ -189,8 +209,9 @@ def main():
                                          capture_output=True, text=True).stdout.splitlines()
                     want = ['result=' + expect['result']]
                     if expect['result'] == 'allow':
-                        want += ['target=' + expect['target'],
-                                 'autostart=' + ('yes' if expect['autostart'] else 'no')]
+                        want += ['target=' + expect['target']]
+                        if 'target_uuid' in expect: want.append('target_uuid=' + expect['target_uuid'])
+                        want += ['autostart=' + ('yes' if expect['autostart'] else 'no')]
                     elif expect['result'] == 'ask':
                         want += ['targets=' + ' '.join(expect['targets']),
                                  'default_target=' + expect['default_target'],
@@ -204,8 +225,10 @@ def main():
                 vectors.append({'files': files, 'requests': reqs})
     if mode == '--vectors':
         with open(arg, 'w') as f:
+            vfile = os.path.join(os.environ.get('QREXEC_SRC', '/tmp/qrexec43'), 'version')
+            version = open(vfile).read().strip() if os.path.exists(vfile) else 'release4.3'
             json.dump({'generator': 'random-diff.py seed %s count %s against qubes-core-qrexec '
-                       'release4.3' % (seed, count), 'cases': vectors}, f, indent=0, sort_keys=True)
+                       '%s' % (seed, count, version), 'cases': vectors}, f, indent=0, sort_keys=True)
             f.write('\n')
         print(f'{total} decisions written ({skipped} skipped where Qubes raised an internal error; '
               f'deviations {deviations})')
