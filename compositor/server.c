@@ -389,6 +389,15 @@ static void handle_new_decoration(struct wl_listener *l, void *data)
 	wlr_xdg_toplevel_decoration_v1_set_mode(deco, WLR_XDG_TOPLEVEL_DECORATION_V1_MODE_SERVER_SIDE);
 }
 
+static void handle_decoration_dropped(struct wl_client *client, void *data)
+{
+	/* no qube name: on a disconnect the client's tag is already gone */
+	pid_t pid = 0;
+	wl_client_get_credentials(client, &pid, NULL, NULL);
+	fprintf(stderr, "qube-compositor: a decoration outlived its never-shown window "
+		"(client pid %d): destroyed\n", (int)pid);
+}
+
 static int handle_signal(int sig, void *data)
 {
 	struct qc_server *server = data;
@@ -531,6 +540,10 @@ int main(int argc, char **argv)
 		wlr_xdg_decoration_manager_v1_create(server->display);
 	server->new_decoration.notify = handle_new_decoration;
 	wl_signal_add(&deco->events.new_toplevel_decoration, &server->new_decoration);
+	server->deco_guard = qc_compat_deco_guard_new(server->display, deco,
+						      handle_decoration_dropped, server);
+	if (!server->deco_guard)
+		return 1;
 
 	server->cursor = wlr_cursor_create();
 	wlr_cursor_attach_output_layout(server->cursor, server->layout);
@@ -599,18 +612,23 @@ int main(int argc, char **argv)
 	wl_event_source_remove(sig_term);
 	wl_event_source_remove(sig_int);
 	wl_display_destroy_clients(server->display);
+	qc_compat_deco_guard_free(server->deco_guard);
 	qc_selection_clear(&server->host_sel);
 	qc_global_clip_clear(&server->clip);
 	if (server->notice_timer)
 		wl_event_source_remove(server->notice_timer);
-	qc_compat_scene_destroy(server->scene);
 	wlr_xcursor_manager_destroy(server->xcursor);
 	wlr_cursor_destroy(server->cursor);
+	/* Teardown order (each checked under valgrind): the outputs (with
+	 * the backend) take their scene outputs with them; the layout goes
+	 * before the scene, whose attachment to the layout (0.15) listens
+	 * for the layout's destroy and reads the scene then. */
 	wlr_backend_destroy(server->be.backend);
+	wlr_output_layout_destroy(server->layout);
+	qc_compat_scene_destroy(server->scene);
 	wlr_allocator_destroy(server->be.allocator);
 	wlr_renderer_destroy(server->be.renderer);
 	wl_display_destroy(server->display);
-	wlr_output_layout_destroy(server->layout);
 	qc_font_free(server->font);
 	return 0;
 }

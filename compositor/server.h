@@ -182,6 +182,8 @@ struct qc_server {
 	struct wl_event_source *ctl_src;
 	struct wl_list ctl_conns;
 
+	struct qc_compat_deco_guard *deco_guard;
+
 	struct wlr_input_device *debug_kbd;
 	struct qc_stats stats;
 

@@ -51,6 +51,33 @@ struct wlr_scene_node *qc_text_node(struct qc_server *server, struct wlr_scene_n
 	return n;
 }
 
+/* A title bar image: W x H of label colour BG, TEXT in FG inset by the
+ * border (left) and 2 px (top, bottom). */
+static struct wlr_scene_node *qc_title_bar_node(struct qc_server *server,
+						struct wlr_scene_node *parent, const char *text,
+						int w, int h, uint32_t bg, uint32_t fg)
+{
+	if (!server->font || w <= 0 || h <= 4)
+		return NULL;
+	uint32_t *px = malloc((size_t)w * (size_t)h * 4);
+	if (!px)
+		return NULL;
+	for (size_t i = 0; i < (size_t)w * (size_t)h; i++)
+		px[i] = 0xff000000u | bg;
+	int inner = h - 4;
+	int asc = qc_font_ascent(server->font);
+	int base = 2 + (inner + asc) / 2 - 1;
+	if (base > h - 3)
+		base = h - 3;
+	/* text clipped to the rows 2..h-3 and to the columns inside the border */
+	uint32_t *rows = px + (size_t)2 * (size_t)w;
+	qc_font_draw(server->font, text, fg, rows, w, inner, QC_BORDER + 2, base - 2,
+		     w - QC_BORDER - 2);
+	struct wlr_scene_node *n = qc_compat_image_node_new(parent, px, w, h);
+	free(px);
+	return n;
+}
+
 static void surface_extent(struct wlr_surface *s, int sx, int sy, void *data)
 {
 	struct wlr_box *b = data;
@@ -122,20 +149,22 @@ static void frame_layout(struct qc_view *v, int cw, int ch)
 	wlr_scene_node_set_position(qc_compat_rect_node(f->side[3]), fw - QC_BORDER, top);
 	if (v->kind != QC_VIEW_TOPLEVEL)
 		return;
-	/* title text: inside the bar, 2 px of pure label colour around it */
-	int tw = fw - 2 * QC_BORDER, th = QC_TITLE_H - 4;
+	/* The title bar is one opaque image of the whole bar (label colour,
+	 * the text inset by the border and 2 px), in place of the top rect:
+	 * one drawing operation fewer per window. */
 	const char *title = v->title ? v->title : "";
-	if (f->title_node && f->drawn_w == tw && f->title_drawn &&
-	    strcmp(f->title_drawn, title) == 0)
-		return;
-	frame_destroy_title(f);
-	f->title_node = qc_text_node(v->server, f->tree, title, tw, th,
-				     text_on(v->qube->rgb), v->qube->rgb);
-	if (f->title_node) {
-		wlr_scene_node_set_position(f->title_node, QC_BORDER, 2);
-		f->title_drawn = strdup(title);
-		f->drawn_w = tw;
+	if (!(f->title_node && f->drawn_w == fw && f->title_drawn &&
+	      strcmp(f->title_drawn, title) == 0)) {
+		frame_destroy_title(f);
+		f->title_node = qc_title_bar_node(v->server, f->tree, title, fw, top, v->qube->rgb,
+						  text_on(v->qube->rgb));
+		if (f->title_node) {
+			wlr_scene_node_set_position(f->title_node, 0, 0);
+			f->title_drawn = strdup(title);
+			f->drawn_w = fw;
+		}
 	}
+	wlr_scene_node_set_enabled(qc_compat_rect_node(f->side[0]), f->title_node == NULL);
 }
 
 void qc_views_update_all(struct qc_server *server)

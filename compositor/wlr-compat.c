@@ -10,6 +10,7 @@
 #include <wlr/backend/multi.h>
 #include <wlr/interfaces/wlr_keyboard.h>
 #include <wlr/types/wlr_output_damage.h>
+#include <wlr/types/wlr_xdg_decoration_v1.h>
 #include <drm_fourcc.h>
 
 static void find_headless(struct wlr_backend *b, void *data)
@@ -99,7 +100,7 @@ static bool pixbuf_begin(struct wlr_buffer *b, uint32_t flags, void **data,
 	if (flags & WLR_BUFFER_DATA_PTR_ACCESS_WRITE)
 		return false;
 	*data = pb->pixels;
-	*format = DRM_FORMAT_ARGB8888;
+	*format = DRM_FORMAT_XRGB8888; /* every image drawn here is opaque */
 	*stride = (size_t)pb->w * 4;
 	return true;
 }
@@ -343,4 +344,157 @@ struct wl_client *qc_compat_data_source_client(struct wlr_seat *seat,
 			return sc->client;
 	}
 	return NULL;
+}
+
+/* ---- xdg-decoration lifetime guard (see wlr-compat.h) ---- */
+
+struct qc_compat_deco_guard {
+	struct wlr_xdg_decoration_manager_v1 *manager;
+	void (*on_drop)(struct wl_client *client, void *data);
+	void *data;
+	struct wl_listener client_created;
+	struct wl_list clients; /* deco_client.link */
+};
+
+/* one per client: hears of each resource the client creates */
+struct deco_client {
+	struct wl_list link;
+	struct qc_compat_deco_guard *guard;
+	struct wl_listener resource_created, client_destroy;
+};
+
+enum deco_watch_kind { WATCH_WL_SURFACE, WATCH_XDG_SURFACE, WATCH_WM_BASE };
+
+/* one per watched resource; refers to the guard, which outlives every
+ * client (clients are destroyed before the display) */
+struct deco_watch {
+	struct wl_listener destroy;
+	struct qc_compat_deco_guard *guard;
+	enum deco_watch_kind kind;
+};
+
+/* Runs before the resource's own destroy callback, so the xdg_surface the
+ * decorations point to is still alive here. */
+static void deco_watch_handle_destroy(struct wl_listener *l, void *data)
+{
+	struct deco_watch *w = wl_container_of(l, w, destroy);
+	struct wl_resource *res = data;
+	struct wl_client *client = wl_resource_get_client(res);
+	struct wlr_xdg_surface *xdg = NULL;
+	bool all = false;
+	switch (w->kind) {
+	case WATCH_WL_SURFACE: {
+		/* user data, not wlr_surface_from_resource: that asserts the
+		 * implementation, which a half-made resource lacks */
+		struct wlr_surface *s = wl_resource_get_user_data(res);
+		if (s && wlr_surface_is_xdg_surface(s))
+			xdg = s->role_data;
+		break;
+	}
+	case WATCH_XDG_SURFACE:
+		xdg = wl_resource_get_user_data(res);
+		break;
+	case WATCH_WM_BASE:
+		all = true; /* takes every xdg_surface of the client with it */
+		break;
+	}
+	if (xdg || all) {
+		struct wlr_xdg_toplevel_decoration_v1 *d, *tmp;
+		wl_list_for_each_safe(d, tmp, &w->guard->manager->decorations, link) {
+			/* an added decoration goes with its surface's destroy signal */
+			if (d->added || wl_resource_get_client(d->resource) != client)
+				continue;
+			if (!all && d->surface != xdg)
+				continue;
+			wl_resource_destroy(d->resource);
+			if (w->guard->on_drop)
+				w->guard->on_drop(client, w->guard->data);
+		}
+	}
+	wl_list_remove(&w->destroy.link);
+	free(w);
+}
+
+static void deco_client_handle_resource_created(struct wl_listener *l, void *data)
+{
+	struct deco_client *c = wl_container_of(l, c, resource_created);
+	struct wl_resource *res = data;
+	const char *cls = wl_resource_get_class(res);
+	enum deco_watch_kind kind;
+	if (strcmp(cls, "wl_surface") == 0)
+		kind = WATCH_WL_SURFACE;
+	else if (strcmp(cls, "xdg_surface") == 0)
+		kind = WATCH_XDG_SURFACE;
+	else if (strcmp(cls, "xdg_wm_base") == 0)
+		kind = WATCH_WM_BASE;
+	else
+		return;
+	struct deco_watch *w = calloc(1, sizeof(*w));
+	if (!w) {
+		/* unguarded would be unsafe: refuse the client instead */
+		wl_client_post_no_memory(wl_resource_get_client(res));
+		return;
+	}
+	w->guard = c->guard;
+	w->kind = kind;
+	w->destroy.notify = deco_watch_handle_destroy;
+	wl_resource_add_destroy_listener(res, &w->destroy);
+}
+
+static void deco_client_free(struct deco_client *c)
+{
+	wl_list_remove(&c->resource_created.link);
+	wl_list_remove(&c->client_destroy.link);
+	wl_list_remove(&c->link);
+	free(c);
+}
+
+static void deco_client_handle_destroy(struct wl_listener *l, void *data)
+{
+	struct deco_client *c = wl_container_of(l, c, client_destroy);
+	deco_client_free(c);
+}
+
+static void deco_guard_handle_client_created(struct wl_listener *l, void *data)
+{
+	struct qc_compat_deco_guard *g = wl_container_of(l, g, client_created);
+	struct wl_client *client = data;
+	struct deco_client *c = calloc(1, sizeof(*c));
+	if (!c) {
+		wl_client_post_no_memory(client);
+		return;
+	}
+	c->guard = g;
+	c->resource_created.notify = deco_client_handle_resource_created;
+	wl_client_add_resource_created_listener(client, &c->resource_created);
+	c->client_destroy.notify = deco_client_handle_destroy;
+	wl_client_add_destroy_listener(client, &c->client_destroy);
+	wl_list_insert(&g->clients, &c->link);
+}
+
+struct qc_compat_deco_guard *qc_compat_deco_guard_new(
+	struct wl_display *display, struct wlr_xdg_decoration_manager_v1 *manager,
+	void (*on_drop)(struct wl_client *client, void *data), void *data)
+{
+	struct qc_compat_deco_guard *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->manager = manager;
+	g->on_drop = on_drop;
+	g->data = data;
+	wl_list_init(&g->clients);
+	g->client_created.notify = deco_guard_handle_client_created;
+	wl_display_add_client_created_listener(display, &g->client_created);
+	return g;
+}
+
+void qc_compat_deco_guard_free(struct qc_compat_deco_guard *guard)
+{
+	if (!guard)
+		return;
+	struct deco_client *c, *tmp;
+	wl_list_for_each_safe(c, tmp, &guard->clients, link)
+		deco_client_free(c);
+	wl_list_remove(&guard->client_created.link);
+	free(guard);
 }

@@ -55,7 +55,7 @@ struct wlr_scene_rect *qc_compat_rect_new(struct wlr_scene_node *parent, int w, 
 struct wlr_scene_node *qc_compat_rect_node(struct wlr_scene_rect *rect);
 struct wlr_scene_node *qc_compat_surface_tree_new(struct wlr_scene_node *parent,
 						  struct wlr_surface *surface);
-/* An ARGB8888 image (premultiplied, stride = 4 * w) shown as a scene node;
+/* An opaque XRGB8888 image (stride = 4 * w) shown as a scene node;
  * PIXELS is copied. */
 struct wlr_scene_node *qc_compat_image_node_new(struct wlr_scene_node *parent,
 						const uint32_t *pixels, int w, int h);
@@ -104,6 +104,23 @@ void qc_compat_toplevel_close(struct wlr_xdg_surface *xdg);
  * window geometry. */
 void qc_compat_popup_unconstrain(struct wlr_xdg_surface *popup, const struct wlr_box *box);
 void qc_compat_popup_dismiss(struct wlr_xdg_surface *popup);
+
+/* xdg-decoration lifetime guard (0.15 only; 0.17 ties a decoration to its
+ * toplevel's destroy signal whether or not it was ever committed).  In
+ * 0.15 a decoration made for a toplevel that is destroyed before its
+ * first commit stays listening on the freed xdg_surface and wl_surface,
+ * and the client's next request on it, or its disconnect, writes into
+ * freed memory: any client can do it.  The guard watches every client's
+ * wl_surface, xdg_surface and xdg_wm_base resources and, just before one
+ * goes, destroys the decorations that would be left dangling (the client
+ * then gets "invalid object" if it uses that decoration again).
+ * ON_DROP (may be NULL) is told the client of each decoration dropped. */
+struct wlr_xdg_decoration_manager_v1;
+struct qc_compat_deco_guard;
+struct qc_compat_deco_guard *qc_compat_deco_guard_new(
+	struct wl_display *display, struct wlr_xdg_decoration_manager_v1 *manager,
+	void (*on_drop)(struct wl_client *client, void *data), void *data);
+void qc_compat_deco_guard_free(struct qc_compat_deco_guard *guard);
 
 /* The client that owns a data source (scan of its wl_data_source
  * resources), or NULL for a compositor-made source. */

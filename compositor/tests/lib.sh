@@ -65,6 +65,7 @@ wait_for() { # wait_for TIMEOUT_S DESCRIPTION COMMAND...
 }
 
 CTL=$T/ctl
+# QC_WRAPPER: a command line the compositor runs under (valgrind)
 start_compositor() { # extra options
 	# full malloc stacks, so that the one wlroots-internal leak at exit
 	# can be suppressed by name (lsan.supp) and nothing else is
@@ -72,10 +73,10 @@ start_compositor() { # extra options
 	LSAN_OPTIONS=suppressions=$HERE/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS} \
 	WLR_BACKENDS=headless WLR_RENDERER=pixman WLR_LIBINPUT_NO_DEVICES=1 \
 	WLR_HEADLESS_OUTPUTS=1 \
-		"$QC_COMPOSITOR" --debug-control --socket wl-host --control "$CTL" "$@" \
+		${QC_WRAPPER:-} "$QC_COMPOSITOR" --debug-control --socket wl-host --control "$CTL" "$@" \
 		>"$T/compositor.log" 2>&1 &
 	COMP_PID=$!
-	wait_for 30 "compositor ready" grep -q 'ready (pid' "$T/compositor.log"
+	wait_for "${QC_START_TIMEOUT:-30}" "compositor ready" grep -q 'ready (pid' "$T/compositor.log"
 }
 compositor_alive() { kill -0 "$COMP_PID" 2>/dev/null; }
 ctl() { "$PYTHON" "$HERE/ctl.py" "$CTL" "$@"; }
@@ -88,6 +89,7 @@ start_client() {
 	PIDS+=($!)
 	eval "CLIENT_PID_${name//-/_}=$!"
 }
+kill_client() { local v="CLIENT_PID_${1//-/_}"; kill "${!v}" 2>/dev/null || true; wait "${!v}" 2>/dev/null || true; }
 client_says() { grep -q "$2" "$T/client-$1.out" 2>/dev/null; }
 wait_client() { wait_for "${3:-20}" "client $1 to say $2" client_says "$1" "$2"; }
 

@@ -4,7 +4,8 @@
  * draws solid colours and can behave like a hostile qube (oversized
  * surfaces, subsurfaces at negative offsets, popups out of place, a
  * fullscreen request, a self-move, binding a global it was not offered,
- * many windows) or use the clipboard.
+ * many windows, a decoration that outlives its never-committed window)
+ * or use the clipboard.
  *
  * Prints "READY" on stdout once every window is mapped (after a
  * roundtrip), "PASTE <text>" for each selection it receives with --paste,
@@ -70,6 +71,7 @@ static struct {
 	int n_windows;
 	const char *copy_text;
 	bool copy_set;
+	const char *orphan_deco;
 
 	struct window *win;
 	struct wl_data_offer *offer;
@@ -429,6 +431,8 @@ static const struct xdg_popup_listener popup_listener = { .configure = popup_con
 
 static struct window popup_win;
 
+static void display_error_exit(void);
+
 static void add_popup(struct window *parent)
 {
 	struct xdg_positioner *pos = xdg_wm_base_create_positioner(g.wm);
@@ -446,6 +450,36 @@ static void add_popup(struct window *parent)
 	xdg_popup_add_listener(p, &popup_listener, NULL);
 	xdg_positioner_destroy(pos);
 	wl_surface_commit(popup_win.surface);
+}
+
+/* --orphan-decoration exit|destroy: a toplevel with an xdg-decoration that
+ * is never committed; "exit" disconnects at once, "destroy" destroys the
+ * toplevel, xdg_surface and wl_surface and then uses the decoration (a
+ * client error; wlroots 0.15 kept the decoration listening on the freed
+ * surfaces).  Prints ORPHAN-SENT once the compositor has handled them. */
+static void orphan_decoration(const char *mode)
+{
+	struct wl_surface *s = wl_compositor_create_surface(g.compositor);
+	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(g.wm, s);
+	struct xdg_toplevel *top = xdg_surface_get_toplevel(xs);
+	xdg_toplevel_set_title(top, "orphan");
+	struct zxdg_toplevel_decoration_v1 *d =
+		zxdg_decoration_manager_v1_get_toplevel_decoration(g.deco, top);
+	if (strcmp(mode, "destroy") == 0) {
+		xdg_toplevel_destroy(top);
+		xdg_surface_destroy(xs);
+		wl_surface_destroy(s);
+		zxdg_toplevel_decoration_v1_set_mode(d, ZXDG_TOPLEVEL_DECORATION_V1_MODE_CLIENT_SIDE);
+		zxdg_toplevel_decoration_v1_destroy(d);
+	}
+	/* a roundtrip: the compositor has handled every request (a hangup
+	 * with requests unread would drop them unhandled); "destroy" ends in
+	 * an error once the compositor dropped the orphaned decoration */
+	int r = wl_display_roundtrip(g.display);
+	printf("ORPHAN-SENT\n");
+	fflush(stdout);
+	if (r < 0)
+		display_error_exit();
 }
 
 static void display_error_exit(void)
@@ -486,6 +520,7 @@ int main(int argc, char **argv)
 		{ "copy", required_argument, NULL, 'y' },
 		{ "paste", no_argument, NULL, 'p' },
 		{ "animate", no_argument, NULL, 'A' },
+		{ "orphan-decoration", required_argument, NULL, 'O' },
 		{ 0 },
 	};
 	g.color = 0xff808080u;
@@ -535,6 +570,11 @@ int main(int argc, char **argv)
 		case 'y': g.copy_text = optarg; break;
 		case 'p': g.paste = true; break;
 		case 'A': g.animate = true; break;
+		case 'O':
+			if (strcmp(optarg, "exit") != 0 && strcmp(optarg, "destroy") != 0)
+				return 2;
+			g.orphan_deco = optarg;
+			break;
 		default: return 2;
 		}
 	}
@@ -568,6 +608,14 @@ int main(int argc, char **argv)
 	if (!g.compositor || !g.shm || !g.wm) {
 		fprintf(stderr, "qc-test-client: missing wl_compositor, wl_shm or xdg_wm_base\n");
 		return 1;
+	}
+	if (g.orphan_deco) {
+		if (!g.deco) {
+			fprintf(stderr, "qc-test-client: no zxdg_decoration_manager_v1\n");
+			return 1;
+		}
+		orphan_decoration(g.orphan_deco);
+		return 0;
 	}
 	if (g.ddm && g.seat) {
 		g.dd = wl_data_device_manager_get_data_device(g.ddm, g.seat);

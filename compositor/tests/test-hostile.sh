@@ -3,7 +3,8 @@
 # huge and negative sizes, a subsurface placed over another window plus a
 # self-move, a popup out of its window, transparent and frame-coloured
 # buffers, a title of bidi/control/zero-width characters, binding a global
-# that was not offered, 1,000 windows.  Each stays inside its own frame,
+# that was not offered, a decoration left behind by its unshown window,
+# 1,000 windows.  Each stays inside its own frame,
 # the other windows' frames stay intact, and the compositor keeps serving.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -26,7 +27,6 @@ victim_intact() {
 	# shellcheck disable=SC2046
 	pixels frame "$T/v.ppm" $(window_frame '[work] victim') $RED
 }
-kill_client() { local v="CLIENT_PID_$1"; kill "${!v}" 2>/dev/null || true; wait "${!v}" 2>/dev/null || true; }
 
 # 1. fullscreen: filled inside a visible blue frame
 start_client fs "$EVIL" --title fs --fullscreen --color 20a020
@@ -53,6 +53,23 @@ start_client neg "$EVIL" --title neg --viewport -5x-5
 wait_client neg PROTOCOL-ERROR
 check "negative size: that client got a protocol error" client_says neg PROTOCOL-ERROR
 check "negative size: compositor alive" compositor_alive
+
+# 3b. a decoration that outlives its never-committed window (the client
+# above did it too: its viewport error came before its first commit).
+# wlroots 0.15 left such a decoration listening on the freed surfaces; the
+# compositor now destroys it first (test-lifetimes.sh runs this under
+# valgrind, which sees writes inside wlroots that ASan cannot).
+start_client orphan-exit "$EVIL" --orphan-decoration exit
+wait_client orphan-exit ORPHAN-SENT
+start_client orphan-destroy "$EVIL" --orphan-decoration destroy
+wait_client orphan-destroy ORPHAN-SENT
+kill_client orphan-exit
+kill_client orphan-destroy
+check "orphaned decorations: each destroyed with its window (3)" \
+	bash -c "test \$(grep -c 'a decoration outlived its never-shown window' '$T/compositor.log') = 3"
+check "orphaned decoration used after its surfaces: that client got an error" \
+	client_says orphan-destroy 'invalid object'
+check "orphaned decorations: compositor alive" compositor_alive
 
 # 4. a subsurface at -600,0 (over the victim) and a self-move request
 start_client sneak "$EVIL" --title sneak --color 404040 --size 200x120 \
