@@ -293,6 +293,10 @@ static int index_uuids(struct qpol_system *sys, char **ret_error)
 	for (size_t i = 1; i < sys->n_by_uuid; i++) {
 		const struct qpol_domain *a = sys->by_uuid[i - 1];
 		const struct qpol_domain *b = sys->by_uuid[i];
+		if (strcmp(a->name, b->name) > 0) { /* the same message whatever qsort did */
+			a = sys->by_uuid[i];
+			b = sys->by_uuid[i - 1];
+		}
 		if (strcmp(a->uuid, b->uuid) == 0)
 			return sys_fail(ret_error, "domains.%s.uuid: %s is also the uuid of %s",
 					b->name, b->uuid, a->name);

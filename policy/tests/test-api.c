@@ -257,6 +257,204 @@ static void test_system_errors(void **state)
 	free(err);
 }
 
+/* system info: uuid and internal per qube, refused clearly when malformed;
+ * dom0 is the only AdminVM and owns the nil UUID. */
+static void test_system_uuid_internal(void **state)
+{
+#define DOM(name, rest) "\"" name "\": {\"type\": \"AppVM\"" rest "}"
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": 5") "}}",
+			    "domains.work.uuid: expected a string or null");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": \"\"") "}}",
+			    "domains.work.uuid: expected a UUID in lower-case 8-4-4-4-12 hex form");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": "
+			    "\"6F1C2E0A-4A1B-4C2D-9E3F-0A1B2C3D4E01\"") "}}",
+			    "domains.work.uuid: expected a UUID in lower-case");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": "
+			    "\"6f1c2e0a4a1b4c2d9e3f0a1b2c3d4e01\"") "}}",
+			    "domains.work.uuid: expected a UUID");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": "
+			    "\"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01x\"") "}}",
+			    "domains.work.uuid: expected a UUID");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": "
+			    "\"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e0g\"") "}}",
+			    "domains.work.uuid: expected a UUID");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": "
+			    "\"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d\\u0000e01\"") "}}",
+			    "domains.work.uuid: contains a NUL character");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": "
+			    "\"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01\"") ", "
+			    DOM("vault", ", \"uuid\": \"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01\"") "}}",
+			    "domains.work.uuid: 6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01 is also the uuid of vault");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"uuid\": "
+			    "\"00000000-0000-0000-0000-000000000000\"") "}}",
+			    "domains.work.uuid: the nil UUID is dom0's");
+	expect_system_error("{\"domains\": {\"dom0\": {\"type\": \"AdminVM\", \"uuid\": "
+			    "\"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01\"}}}",
+			    "domains.dom0.uuid: dom0's UUID is the nil UUID");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"internal\": \"yes\"") "}}",
+			    "domains.work.internal: expected true or false");
+	expect_system_error("{\"domains\": {" DOM("work", ", \"internal\": 1") "}}",
+			    "domains.work.internal: expected true or false");
+	expect_system_error("{\"domains\": {\"work\": {\"type\": \"AdminVM\"}}}",
+			    "domains.work.type: only dom0 is an AdminVM");
+	expect_system_error("{\"domains\": {\"dom0\": {\"type\": \"AppVM\"}}}",
+			    "domains.dom0.type: dom0 is the AdminVM");
+
+	struct qpol_system *sys = NULL;
+	char *err = NULL, *name = NULL;
+	const char *ok = "{\"domains\": {"
+			 DOM("work", ", \"uuid\": \"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01\", "
+				     "\"internal\": null") ", "
+			 DOM("hid", ", \"uuid\": null, \"internal\": true") ", "
+			 "\"dvm\": {\"type\": \"AppVM\", \"template_for_dispvms\": true, "
+			 "\"uuid\": \"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e06\"}}}";
+	assert_int_equal(qpol_system_parse_json(ok, strlen(ok), &sys, &err), 0);
+	assert_null(err);
+	/* dom0 is assumed, but not reported as given */
+	assert_false(qpol_system_has_domain(sys, "dom0"));
+	assert_true(qpol_system_has_domain(sys, "work"));
+	static const char *const resolved[][2] = {
+		{ "work", "work" },
+		{ "uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01", "work" },
+		{ "dom0", "dom0" },
+		{ "@adminvm", "dom0" },
+		{ "uuid:00000000-0000-0000-0000-000000000000", "dom0" },
+		{ "@dispvm:dvm", "@dispvm:dvm" },
+		{ "@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e06", "@dispvm:dvm" },
+	};
+	for (size_t i = 0; i < sizeof(resolved) / sizeof(resolved[0]); i++) {
+		assert_int_equal(qpol_system_resolve_target(sys, resolved[i][0], &name), 0);
+		assert_string_equal(name, resolved[i][1]);
+		free(name);
+		name = NULL;
+	}
+	static const char *const unknown[] = {
+		"nosuch", "uuid:6F1C2E0A-4A1B-4C2D-9E3F-0A1B2C3D4E01",
+		"uuid:11111111-2222-3333-4444-555555555555", "@dispvm:work", "@dispvm:nosuch",
+		"@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01", "@dispvm:dom0",
+	};
+	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
+		assert_int_equal(qpol_system_resolve_target(sys, unknown[i], &name), -ENOENT);
+	assert_int_equal(qpol_system_resolve_target(sys, "@dispvm", &name), -EINVAL);
+	assert_int_equal(qpol_system_resolve_target(sys, "@default", &name), -EINVAL);
+	assert_int_equal(qpol_system_resolve_target(sys, "*", &name), -EINVAL);
+	assert_null(name);
+	qpol_system_free(sys);
+#undef DOM
+}
+
+/* The decision's target, target_uuid and target_name for each form of
+ * target; internal qubes stay out of collected ask targets. */
+static void test_uuid_decisions(void **state)
+{
+	static const char sysjson[] =
+		"{\"domains\": {"
+		" \"dom0\": {\"type\": \"AdminVM\", \"tags\": [\"adm\"], \"power_state\": \"Running\"},"
+		" \"work\": {\"type\": \"AppVM\", \"default_dispvm\": \"dvm\", \"power_state\": \"Running\","
+		"   \"uuid\": \"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01\"},"
+		" \"vault\": {\"type\": \"AppVM\", \"uuid\": \"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e02\"},"
+		" \"plain\": {\"type\": \"AppVM\"},"
+		" \"hid\": {\"type\": \"AppVM\", \"internal\": true,"
+		"   \"uuid\": \"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e03\"},"
+		" \"dvm\": {\"type\": \"AppVM\", \"template_for_dispvms\": true,"
+		"   \"uuid\": \"6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e06\"},"
+		" \"idvm\": {\"type\": \"AppVM\", \"template_for_dispvms\": true, \"internal\": true}"
+		"}}";
+	struct qpol_system *s = NULL;
+	struct qpol_decision d;
+	char *err = NULL;
+
+	assert_int_equal(qpol_system_parse_json(sysjson, strlen(sysjson), &s, &err), 0);
+	struct qpol_policy *p = parse(
+		"a.S * work uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e02 allow\n"
+		"b.S * uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01 @anyvm allow "
+		"target=@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e06\n"
+		"c.S * * @adminvm allow target=uuid:00000000-0000-0000-0000-000000000000\n"
+		"d.S * @anyvm * allow target=plain\n"
+		"e.S * @anyvm * ask\n"
+		"f.S * @type:AdminVM @tag:adm allow target=work\n"
+		"g.S * work * allow target=uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01\n");
+
+	/* a uuid: request is reported as written; target_uuid and name */
+	eval(p, s, "work", "uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e02", "a.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.target, "uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e02");
+	assert_string_equal(d.target_uuid, "uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e02");
+	assert_string_equal(d.target_name, "vault");
+	assert_string_equal(d.requested_target, "uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e02");
+	qpol_decision_finish(&d);
+	/* the same rule matches the name */
+	eval(p, s, "work", "vault", "a.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.target, "vault");
+	assert_string_equal(d.target_uuid, "uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e02");
+	qpol_decision_finish(&d);
+	/* another spelling of the uuid is no qube: @default, no match */
+	eval(p, s, "work", "uuid:6F1C2E0A-4A1B-4C2D-9E3F-0A1B2C3D4E02", "a.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_string_equal(d.requested_target, "@default");
+	qpol_decision_finish(&d);
+
+	eval(p, s, "work", "plain", "b.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.target, "@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e06");
+	assert_string_equal(d.target_uuid, "@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e06");
+	assert_string_equal(d.target_name, "@dispvm:dvm");
+	qpol_decision_finish(&d);
+
+	/* the admin qube: target dom0, no target_uuid, requested as written */
+	eval(p, s, "work", "@adminvm", "c.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.target, "dom0");
+	assert_null(d.target_uuid);
+	assert_string_equal(d.target_name, "dom0");
+	assert_string_equal(d.requested_target, "@adminvm");
+	qpol_decision_finish(&d);
+	eval(p, s, "work", "dom0", "c.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.requested_target, "dom0");
+	qpol_decision_finish(&d);
+	eval(p, s, "work", "uuid:00000000-0000-0000-0000-000000000000", "c.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.requested_target, "uuid:00000000-0000-0000-0000-000000000000");
+	qpol_decision_finish(&d);
+	/* dom0 reaching itself through uuid: of dom0 is still a loopback */
+	eval(p, s, "dom0", "@adminvm", "c.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_string_equal(d.reason, "loopback qrexec connection not supported");
+	qpol_decision_finish(&d);
+	/* ... and so is a qube through its own uuid: */
+	eval(p, s, "work", "vault", "g.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_DENY);
+	assert_string_equal(d.reason, "loopback qrexec connection not supported");
+	qpol_decision_finish(&d);
+
+	/* a qube without a uuid: no target_uuid */
+	eval(p, s, "work", "vault", "d.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.target, "plain");
+	assert_null(d.target_uuid);
+	qpol_decision_finish(&d);
+
+	/* dom0 as a caller matches @type:AdminVM and its tags */
+	eval(p, s, "dom0", "dom0", "f.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ALLOW);
+	assert_string_equal(d.target, "work");
+	qpol_decision_finish(&d);
+
+	/* collected ask targets: names only, no internal qube (by name or
+	 * as a disposable), not the caller */
+	eval(p, s, "work", "@default", "e.S", "", &d);
+	assert_int_equal(d.result, QPOL_RESULT_ASK);
+	static const char *const offered[] = { "@dispvm:dvm", "dom0", "dvm", "plain", "vault" };
+	assert_int_equal(d.n_targets, sizeof(offered) / sizeof(offered[0]));
+	for (size_t i = 0; i < d.n_targets; i++)
+		assert_string_equal(d.targets[i], offered[i]);
+	qpol_decision_finish(&d);
+	qpol_policy_free(p);
+	qpol_system_free(s);
+}
+
 /* The service index must decide exactly like a first-match scan: build a
  * policy where '*' rules and many services' rules interleave, and compare
  * every decision with the expected first matching line. */
@@ -687,6 +885,8 @@ int main(void)
 		cmocka_unit_test(test_request_edge_cases),
 		cmocka_unit_test(test_invalid_policy_denies_with_reason),
 		cmocka_unit_test(test_system_errors),
+		cmocka_unit_test(test_system_uuid_internal),
+		cmocka_unit_test(test_uuid_decisions),
 		cmocka_unit_test(test_index_matches_linear_order),
 		cmocka_unit_test(test_parse_text_edge_cases),
 		cmocka_unit_test(test_concurrent_evaluation),
