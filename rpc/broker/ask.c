@@ -34,7 +34,7 @@ static void prompt_close(struct monitor *m, struct mon_prompt *p, const char *wh
 	bk_buf_finish(&p->out);
 	for (struct mon_call *c = m->calls; c; c = c->next)
 		if (c->phase == MC_ASKING && c->prompt == p) {
-			c->prompt = NULL;
+			mon_ask_end(m, c, false);
 			snprintf(c->decision_word, sizeof(c->decision_word), "ask-deny");
 			mon_set_reason(c, "the prompt program went away before answering");
 			mon_call_fail(m, c, QRPC_CALL_REFUSED);
@@ -62,52 +62,130 @@ static int prompt_flush(struct monitor *m, struct mon_prompt *p)
 	return 0;
 }
 
+/*
+ * Queues LEN bytes of LINE for P; -ENOBUFS when it is that far behind.
+ *
+ * A prompt program that does not read loses new questions, never a CANCEL:
+ * an ASK line is queued only while at most BK_ASK_OUT_MAX bytes are waiting
+ * (ASK_ONLY_UNDER), and the buffer's hard cap is that plus one maximal ASK
+ * line plus one CANCEL line for every call that can be open (max_total).
+ * Once ASK lines stop being queued, every further CANCEL belongs to a
+ * question that was open at that moment, and there are at most max_total
+ * of those.
+ */
+#define BK_CANCEL_LINE_MAX sizeof("CANCEL 4294967295\n")
+
+static size_t prompt_out_cap(const struct monitor *m)
+{
+	return BK_ASK_OUT_MAX + BK_ASK_LINE_MAX + (size_t)m->cfg->max_total * BK_CANCEL_LINE_MAX;
+}
+
+static int prompt_queue(struct mon_prompt *p, const char *line, size_t len, size_t only_under)
+{
+	uint8_t *dst;
+
+	if (only_under && bk_buf_len(&p->out) + len > only_under)
+		return -ENOBUFS;
+	dst = bk_buf_reserve(&p->out, len);
+
+	if (!dst)
+		return -ENOBUFS;
+	memcpy(dst, line, len);
+	p->out.end += len;
+	return 0;
+}
+
+void mon_ask_end(struct monitor *m, struct mon_call *c, bool cancel)
+{
+	struct mon_prompt *p = c->prompt;
+	struct mon_source *s = mon_source_get(m, c->source, false);
+	char line[32];
+	int n;
+
+	if (!p)
+		return;
+	c->prompt = NULL;
+	if (s && s->n_asks > 0)
+		s->n_asks--;
+	if (!cancel)
+		return;
+	n = snprintf(line, sizeof(line), "CANCEL %u\n", c->id);
+	if (prompt_queue(p, line, (size_t)n, 0) < 0) {
+		/* cannot happen (the cap leaves room, see prompt_queue) but for
+		 * -ENOMEM; its answer, if any, is ignored: the call is over */
+		bk_log("ask interface: CANCEL %u could not be queued", c->id);
+		return;
+	}
+	if (prompt_flush(m, p) < 0)
+		prompt_close(m, p, "write error");
+}
+
 /* Sends the question of C to the most recently connected prompt program. */
 int mon_prompt_ask(struct monitor *m, struct mon_call *c, const struct qpol_decision *d)
 {
 	struct mon_prompt *p = m->prompts;
-	char line[BK_LINE_MAX * 4];
-	size_t len;
-	int n;
+	struct mon_source *s = mon_source_get(m, c->source, false);
+	char *line = NULL;
+	size_t len, cap = BK_ASK_LINE_MAX;
+	int n, r;
 
 	if (!p)
 		return -ENOTCONN;
-	n = snprintf(line, sizeof(line), "ASK %u %s %s %s %s %s", c->id, c->source, c->service,
-		     c->argument[0] ? c->argument : "-", c->requested,
+	if (s && s->n_asks >= m->cfg->max_asks_per_qube)
+		return -EUSERS;
+	line = malloc(cap);
+	if (!line)
+		return -ENOMEM;
+	n = snprintf(line, cap, "ASK %u %s %s %s %s %s", c->id, c->source, c->service,
+		     c->argument[0] ? c->argument : "-", c->requested_norm,
 		     d->default_target ? d->default_target : "-");
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return -E2BIG;
+	if (n < 0 || (size_t)n >= cap) {
+		r = -E2BIG;
+		goto out;
+	}
 	len = (size_t)n;
 	for (size_t i = 0; i < d->n_targets; i++) {
 		size_t k = strlen(d->targets[i]);
 
-		if (len + 1 + k + 2 > sizeof(line))
-			return -E2BIG;
+		if (len + 1 + k + 1 > cap) {
+			r = -E2BIG;
+			goto out;
+		}
 		line[len++] = ' ';
 		memcpy(line + len, d->targets[i], k);
 		len += k;
 	}
 	line[len++] = '\n';
-	uint8_t *dst = bk_buf_reserve(&p->out, len);
-	if (!dst) {
-		prompt_close(m, p, "not reading its questions");
-		return -ENOTCONN;
-	}
-	memcpy(dst, line, len);
-	p->out.end += len;
 	c->offered = calloc(d->n_targets ? d->n_targets : 1, sizeof(char *));
-	if (!c->offered)
-		return -ENOMEM;
+	if (!c->offered) {
+		r = -ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < d->n_targets; i++) {
 		c->offered[i] = strdup(d->targets[i]);
-		if (!c->offered[i])
-			return -ENOMEM;
+		if (!c->offered[i]) {
+			r = -ENOMEM;
+			goto out;
+		}
 		c->n_offered = i + 1;
 	}
+	/* a prompt that does not keep up loses this question, not its
+	 * connection: the other qubes' questions still reach it */
+	r = prompt_queue(p, line, len, BK_ASK_OUT_MAX);
+	if (r < 0)
+		goto out;
 	c->prompt = p;
 	c->phase = MC_ASKING;
 	c->deadline = bk_now_ms() + m->cfg->ask_timeout_ms;
-	return prompt_flush(m, p);
+	if (s)
+		s->n_asks++;
+	r = prompt_flush(m, p);
+	if (r < 0)
+		prompt_close(m, p, "write error"); /* denies C too */
+	r = 0;
+out:
+	free(line);
+	return r;
 }
 
 static void prompt_on_line(struct monitor *m, struct mon_prompt *p, const char *line)
@@ -129,7 +207,7 @@ static void prompt_on_line(struct monitor *m, struct mon_prompt *p, const char *
 		bk_log("ask interface: reply for unknown or finished call %u ignored", id);
 		return;
 	}
-	c->prompt = NULL;
+	mon_ask_end(m, c, false);
 	if (!allow) {
 		snprintf(c->decision_word, sizeof(c->decision_word), "ask-deny");
 		mon_set_reason(c, "the user refused");
@@ -181,7 +259,10 @@ void mon_on_prompt_event(struct monitor *m, struct mon_prompt *p, uint32_t event
 		}
 		*nl = '\0';
 		k = (size_t)(nl - p->in) + 1;
-		prompt_on_line(m, p, p->in);
+		if (memchr(p->in, '\0', k - 1))
+			bk_log("ask interface: reply with a NUL byte ignored");
+		else
+			prompt_on_line(m, p, p->in);
 		memmove(p->in, p->in + k, p->in_len - k);
 		p->in_len -= k;
 	}
@@ -193,8 +274,12 @@ void mon_on_ask_accept(struct monitor *m)
 		int fd = accept4(m->ask_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct mon_prompt *p;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				mon_accept_pause(m, errno);
 			return;
+		}
+		mon_accept_resumed(m);
 		p = calloc(1, sizeof(*p));
 		if (!p) {
 			close(fd);
@@ -202,7 +287,7 @@ void mon_on_ask_accept(struct monitor *m)
 		}
 		p->w = (struct mon_watch){ .kind = MK_ASK_CLIENT, .owner = p };
 		p->fd = fd;
-		bk_buf_init(&p->out, 256 * 1024);
+		bk_buf_init(&p->out, prompt_out_cap(m));
 		if (mon_ep_add(m, fd, EPOLLIN, &p->w) < 0) {
 			close(fd);
 			free(p);

@@ -42,6 +42,9 @@ struct bk_config {
 	unsigned ask_timeout_ms;  /* prompt must answer within; then deny */
 	unsigned start_timeout_ms; /* start interface must answer within */
 	unsigned connect_timeout_ms; /* agent must accept + hello within */
+	const char *adminvm_socket; /* host service runner (@adminvm); NULL: 125 */
+	unsigned max_asks_per_qube; /* questions open at the prompt from one source */
+	unsigned log_per_qube;    /* log lines per qube per 10 s before suppression */
 	bool selftest_seccomp;    /* sandbox calls a forbidden syscall */
 };
 
@@ -51,6 +54,10 @@ struct bk_config {
 #define BK_DEFAULT_ASK_MS         60000u
 #define BK_DEFAULT_START_MS       120000u
 #define BK_DEFAULT_CONNECT_MS     10000u
+#define BK_DEFAULT_MAX_ASKS       16u
+#define BK_DEFAULT_LOG_PER_QUBE   100u
+/* The admin qube's name: the host, never a qube of QUBES_DIR or the map. */
+#define BK_ADMIN_QUBE             "dom0"
 
 /* ---- Monitor <-> sandbox messages ------------------------------------------
  * One fixed-size record per SOCK_SEQPACKET datagram, at most one fd attached
@@ -92,7 +99,9 @@ struct bk_ipc {
 int bk_ipc_send(int sock, const struct bk_ipc *rec, int fd);
 /* Receives one record; *ret_fd is -1 or a received fd (O_CLOEXEC).
  * -EPIPE on EOF, -EBADMSG on a record of the wrong size or more than one fd
- * (any fds that came with it are closed). */
+ * (any fds that came with it are closed).  -EMFILE when a whole record came
+ * but its fd was dropped (MSG_CTRUNC: this process is at its fd limit):
+ * *ret_rec is then set and *ret_fd is -1. */
 int bk_ipc_recv(int sock, struct bk_ipc *ret_rec, int *ret_fd);
 
 /* Outgoing records waiting for the (non-blocking) socket to take them;
@@ -174,6 +183,13 @@ int bk_log_open(const char *path, const char *ident);
 int bk_log_fd(void);
 void bk_log_set_ident(const char *ident);
 void bk_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A line caused by qube SOURCE: at most bk_log_set_source_limit() lines per
+ * qube per 10 s are written; the rest are counted, and summarised ("qube X:
+ * N log lines suppressed") by the next line after the window or by
+ * bk_log_source_flush(), which the event loops call once a tick. */
+void bk_log_source(const char *source, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bk_log_set_source_limit(unsigned lines_per_window);
+void bk_log_source_flush(void);
 
 uint64_t bk_now_ms(void);
 

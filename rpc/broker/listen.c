@@ -118,6 +118,12 @@ void mon_listeners_rescan(struct monitor *m)
 
 		if (strlen(de->d_name) > QRPC_MAX_QUBE || !qrpc_qube_name_is_valid(de->d_name))
 			continue;
+		if (strcmp(de->d_name, BK_ADMIN_QUBE) == 0) {
+			/* the host is not a qube: nothing may call as dom0 */
+			bk_log_source(BK_ADMIN_QUBE, "%s/%s: the admin qube's name; not a qube, no "
+				      "socket created", m->cfg->qubes_dir, de->d_name);
+			continue;
+		}
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISDIR(st.st_mode))
 			continue;
@@ -172,6 +178,12 @@ static int vsock_map_parse(const char *path, struct mon_vsock_entry **ret_map, s
 		    strlen(name) > QRPC_MAX_QUBE || !qrpc_qube_name_is_valid(name)) {
 			bk_log("%s:%u: expected \"CID NAME\" (CID >= 3, valid qube name)", path,
 			       lineno);
+			r = -EINVAL;
+			break;
+		}
+		if (strcmp(name, BK_ADMIN_QUBE) == 0) {
+			bk_log("%s:%u: %s is the admin qube (the host), not a qube with a CID", path,
+			       lineno, name);
 			r = -EINVAL;
 			break;
 		}
@@ -290,6 +302,54 @@ void mon_set_stream_buffers(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 }
 
+/* Every listening socket of the monitor: the qubes' and the ask socket. */
+static void listeners_set(struct monitor *m, uint32_t events)
+{
+	for (struct mon_listener *l = m->listeners; l; l = l->next)
+		mon_ep_mod(m, l->fd, events, &l->w);
+	if (m->ask_fd >= 0)
+		mon_ep_mod(m, m->ask_fd, events, &m->ask_w);
+}
+
+void mon_accept_pause(struct monitor *m, int err)
+{
+	const struct mon_source *top = NULL;
+
+	m->accept_backoff_ms = m->accept_backoff_ms ? m->accept_backoff_ms * 2 : 100;
+	if (m->accept_backoff_ms > 2000)
+		m->accept_backoff_ms = 2000;
+	m->accept_resume_at = bk_now_ms() + m->accept_backoff_ms;
+	/* the listeners are level-triggered: a pending connection that cannot
+	 * be accepted would wake the loop at once, forever */
+	listeners_set(m, 0);
+	if (m->fd_episode)
+		return;
+	m->fd_episode = true;
+	for (const struct mon_source *s = m->sources; s; s = s->next)
+		if (!top || s->n_calls > top->n_calls)
+			top = s;
+	bk_log("cannot accept calls: %s; pausing (retrying every <= 2 s); %u calls open, most "
+	       "from %s (%u)", strerror(err), m->n_calls, top ? top->name : "-",
+	       top ? top->n_calls : 0);
+}
+
+void mon_accept_resumed(struct monitor *m)
+{
+	if (!m->fd_episode)
+		return;
+	m->fd_episode = false;
+	m->accept_backoff_ms = 0;
+	bk_log("file descriptors available again: accepting calls");
+}
+
+void mon_accept_tick(struct monitor *m)
+{
+	if (!m->accept_resume_at || bk_now_ms() < m->accept_resume_at)
+		return;
+	m->accept_resume_at = 0;
+	listeners_set(m, EPOLLIN);
+}
+
 /* A guest connected: fix its identity, enforce the caps, hand it over. */
 void mon_on_accept(struct monitor *m, struct mon_listener *l)
 {
@@ -303,14 +363,17 @@ void mon_on_accept(struct monitor *m, struct mon_listener *l)
 
 		fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				mon_accept_pause(m, errno);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				bk_log("accept on %s: %s", l->vsock ? "vsock" : l->path, strerror(errno));
 			return;
 		}
+		mon_accept_resumed(m);
 		if (l->vsock) {
 			name = plen >= sizeof(peer) ? vsock_name(m, peer.svm_cid) : NULL;
 			if (!name) {
-				bk_log("connection from unknown vsock CID %u closed",
+				bk_log_source("(unknown CIDs)", "connection from unknown vsock CID %u closed",
 				       plen >= sizeof(peer) ? peer.svm_cid : 0);
 				close(fd);
 				continue;
@@ -322,7 +385,7 @@ void mon_on_accept(struct monitor *m, struct mon_listener *l)
 			continue;
 		}
 		if (m->n_calls >= m->cfg->max_total || s->n_calls >= m->cfg->max_per_qube) {
-			bk_log("connection from %s closed: too many calls (%u from it, %u in all)",
+			bk_log_source(name, "connection from %s closed: too many calls (%u from it, %u in all)",
 			       name, s->n_calls, m->n_calls);
 			close(fd);
 			continue;

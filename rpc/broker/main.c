@@ -43,13 +43,19 @@ static void usage(FILE *f)
 		"  --ask-timeout MS          a prompt must answer within (default %u)\n"
 		"  --start-timeout MS        the start interface must answer within (default %u)\n"
 		"  --connect-timeout MS      a target agent must answer within (default %u)\n"
+		"  --adminvm-socket PATH     host service runner (calls to @adminvm / dom0):\n"
+		"                            a qube-host-agent's DIR/vsock; without it they fail\n"
+		"  --max-asks-per-qube N     questions open at the prompt from one qube\n"
+		"                            (default %u; more are refused)\n"
+		"  --log-per-qube N          log lines per qube per 10 s before the rest are\n"
+		"                            counted and summarised (default %u)\n"
 		"  --selftest-seccomp        make the sandbox call a forbidden syscall after its\n"
 		"                            filter is installed; exits 0 only if the kernel\n"
 		"                            killed it with SIGSYS (for the test suite)\n"
 		"  --help, --version\n",
 		QUBE_POLICY_DIR, QRPC_PORT_BROKER, BK_DEFAULT_MAX_PER_QUBE, BK_DEFAULT_MAX_TOTAL,
 		BK_DEFAULT_HANDSHAKE_MS, BK_DEFAULT_ASK_MS, BK_DEFAULT_START_MS,
-		BK_DEFAULT_CONNECT_MS);
+		BK_DEFAULT_CONNECT_MS, BK_DEFAULT_MAX_ASKS, BK_DEFAULT_LOG_PER_QUBE);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *ret)
@@ -73,6 +79,7 @@ int main(int argc, char **argv)
 	enum {
 		O_POLICY = 256, O_SYSINFO, O_QUBES, O_VSOCK, O_ASK, O_START, O_LOG, O_USER,
 		O_MAXQ, O_MAXT, O_HS, O_ASKT, O_STARTT, O_CONNT, O_SELFTEST, O_VERSION, O_ASKGRP,
+		O_ADMINVM, O_MAXASK, O_LOGQ,
 	};
 	static const struct option opts[] = {
 		{ "policy-dir", required_argument, NULL, O_POLICY },
@@ -90,6 +97,9 @@ int main(int argc, char **argv)
 		{ "ask-timeout", required_argument, NULL, O_ASKT },
 		{ "start-timeout", required_argument, NULL, O_STARTT },
 		{ "connect-timeout", required_argument, NULL, O_CONNT },
+		{ "adminvm-socket", required_argument, NULL, O_ADMINVM },
+		{ "max-asks-per-qube", required_argument, NULL, O_MAXASK },
+		{ "log-per-qube", required_argument, NULL, O_LOGQ },
 		{ "selftest-seccomp", no_argument, NULL, O_SELFTEST },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -104,6 +114,8 @@ int main(int argc, char **argv)
 		.ask_timeout_ms = BK_DEFAULT_ASK_MS,
 		.start_timeout_ms = BK_DEFAULT_START_MS,
 		.connect_timeout_ms = BK_DEFAULT_CONNECT_MS,
+		.max_asks_per_qube = BK_DEFAULT_MAX_ASKS,
+		.log_per_qube = BK_DEFAULT_LOG_PER_QUBE,
 	};
 	int c, r = 0;
 
@@ -124,6 +136,9 @@ int main(int argc, char **argv)
 		case O_ASKT: r = parse_uint("--ask-timeout", optarg, 10, 3600000, &cfg.ask_timeout_ms); break;
 		case O_STARTT: r = parse_uint("--start-timeout", optarg, 10, 3600000, &cfg.start_timeout_ms); break;
 		case O_CONNT: r = parse_uint("--connect-timeout", optarg, 10, 3600000, &cfg.connect_timeout_ms); break;
+		case O_ADMINVM: cfg.adminvm_socket = optarg; break;
+		case O_MAXASK: r = parse_uint("--max-asks-per-qube", optarg, 1, 65536, &cfg.max_asks_per_qube); break;
+		case O_LOGQ: r = parse_uint("--log-per-qube", optarg, 1, 1000000, &cfg.log_per_qube); break;
 		case O_SELFTEST: cfg.selftest_seccomp = true; break;
 		case 'h': usage(stdout); return 0;
 		case O_VERSION: printf("qube-broker %s\n", QUBE_VERSION); return 0;

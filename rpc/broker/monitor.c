@@ -104,6 +104,28 @@ void mon_call_remove(struct monitor *m, struct mon_call *c)
 		malloc_trim(0); /* idle: give memory back (checked by the load test) */
 }
 
+void mon_call_release(struct monitor *m, struct mon_call *c)
+{
+	int r;
+
+	if (c->start) {
+		/* a START or DISPVM still open: cancel it; the answer (or the
+		 * start timeout) ends the call for good */
+		mon_start_cancel(c->start);
+		c->phase = MC_GONE;
+		return;
+	}
+	if (c->dispvm[0]) {
+		r = mon_start_request(m, START_DESTROY, c->id, c->dispvm);
+		if (r == 0) {
+			c->phase = MC_GONE;
+			return;
+		}
+		bk_log("cannot destroy disposable %s: start interface: %s", c->dispvm, strerror(-r));
+	}
+	mon_call_remove(m, c);
+}
+
 void mon_set_reason(struct mon_call *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -141,14 +163,22 @@ void mon_ipc_queue(struct monitor *m, const struct bk_ipc *rec, int fd)
 /* The one log line of a call, written when its outcome is known. */
 void mon_call_log(struct mon_call *c, const char *result)
 {
-	char reason[600];
+	char reason[600], line[6144];
 
 	bk_quote(reason, sizeof(reason), c->reason ? c->reason : "");
-	bk_log("call id=%u source=%s target=%s requested=%s service=%s argument=%s decision=%s "
-	       "result=%s rule=%s reason=%s",
-	       c->id, c->source, c->target[0] ? c->target : "-", c->requested, c->service,
-	       c->argument[0] ? c->argument : "-", c->decision_word, result,
-	       c->rule[0] ? c->rule : "-", reason);
+	snprintf(line, sizeof(line),
+		 "call id=%u source=%s target=%s requested=%s service=%s argument=%s decision=%s "
+		 "result=%s rule=%s reason=%s",
+		 c->id, c->source, c->target[0] ? c->target : "-", c->requested, c->service,
+		 c->argument[0] ? c->argument : "-", c->decision_word, result,
+		 c->rule[0] ? c->rule : "-", reason);
+	/* calls that reached their target are always logged (real work,
+	 * bounded by the caps); refusals, failures and abandoned calls count
+	 * against the source's log budget */
+	if (strcmp(result, "started") == 0)
+		bk_log("%s", line);
+	else
+		bk_log_source(c->source, "%s", line);
 }
 
 /* Refusal or failure: tell the sandbox, log, and wait for its CLOSED. */
@@ -169,13 +199,62 @@ void mon_call_fail(struct monitor *m, struct mon_call *c, enum qrpc_call_status 
 
 /* ---- agents and the start interface ------------------------------------------------ */
 
+/* Opens QUBES_DIR/TARGET/vsock as an O_PATH fd without following a
+ * symlink anywhere below QUBES_DIR (a qube directory or socket that is a
+ * symlink would route a call meant for TARGET into another qube), and
+ * checks that it is a socket owned by root or by the broker's own user
+ * (qube-vsockd runs as root, started by qubed; the tests run everything as
+ * one user).  0 and *ret_fd; -ENOENT when there is none (not running);
+ * -ELOOP for a symlink, -EPERM for a wrong type or owner. */
+static int open_target_socket(struct monitor *m, const char *target, int *ret_fd)
+{
+	struct stat st;
+	int dfd, qfd, sfd, r;
+
+	dfd = open(m->cfg->qubes_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	qfd = openat(dfd, target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	r = qfd < 0 ? -errno : 0;
+	close(dfd);
+	if (r == -ENOTDIR) {
+		/* a symlink (O_NOFOLLOW) or a file where the directory should be */
+		r = -ELOOP;
+	}
+	if (r < 0)
+		return r;
+	/* O_PATH | O_NOFOLLOW opens a symlink itself, which fstat shows */
+	sfd = openat(qfd, "vsock", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	r = sfd < 0 ? -errno : 0;
+	close(qfd);
+	if (r < 0)
+		return r;
+	if (fstat(sfd, &st) < 0) {
+		r = -errno;
+		goto err_close;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		r = -ELOOP;
+		goto err_close;
+	}
+	if (!S_ISSOCK(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid())) {
+		r = -EPERM;
+		goto err_close;
+	}
+	*ret_fd = sfd;
+	return 0;
+err_close:
+	close(sfd);
+	return r;
+}
+
 /* Opens a connection to TARGET's agent.  0 and *ret_fd, *ret_mode; -EAGAIN
  * to try again shortly; another negative errno when it is not running. */
 static int agent_connect(struct monitor *m, const char *target, int *ret_fd, uint32_t *ret_mode)
 {
 	int fd, r;
 
-	if (m->cfg->vsock_map) {
+	if (m->cfg->vsock_map && strcmp(target, BK_ADMIN_QUBE) != 0) {
 		uint32_t cid = mon_vsock_cid(m, target);
 		struct sockaddr_vm sa = {
 			.svm_family = AF_VSOCK,
@@ -200,16 +279,36 @@ static int agent_connect(struct monitor *m, const char *target, int *ret_fd, uin
 
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char line[32];
-	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s/vsock", m->cfg->qubes_dir, target);
+	int n, sockfd = -1;
 
-	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+	if (strcmp(target, BK_ADMIN_QUBE) == 0) {
+		/* the host service runner: a path the administrator gave */
+		if (!m->cfg->adminvm_socket)
+			return -ENOTCONN;
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", m->cfg->adminvm_socket);
+	} else {
+		r = open_target_socket(m, target, &sockfd);
+		if (r < 0)
+			return r;
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", sockfd);
+	}
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+		if (sockfd >= 0)
+			close(sockfd);
 		return -ENAMETOOLONG;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	mon_set_stream_buffers(fd);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (fd < 0) {
 		r = -errno;
+		if (sockfd >= 0)
+			close(sockfd);
+		return r;
+	}
+	mon_set_stream_buffers(fd);
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	if (sockfd >= 0)
+		close(sockfd);
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
@@ -232,7 +331,8 @@ void mon_call_go(struct monitor *m, struct mon_call *c, const char *target)
 	if (strncmp(target, "@dispvm:", 8) == 0) {
 		const char *tmpl = target + 8;
 
-		if (!qrpc_qube_name_is_valid(tmpl)) {
+		if (strlen(tmpl) > QRPC_MAX_QUBE || !qrpc_qube_name_is_valid(tmpl) ||
+		    strcmp(tmpl, BK_ADMIN_QUBE) == 0) {
 			mon_set_reason(c, "invalid disposable template %s", tmpl);
 			mon_call_fail(m, c, QRPC_CALL_FAILED);
 			return;
@@ -246,6 +346,23 @@ void mon_call_go(struct monitor *m, struct mon_call *c, const char *target)
 			return;
 		}
 		c->phase = MC_STARTING;
+		return;
+	}
+	if (strcmp(target, "@adminvm") == 0 || strcmp(target, BK_ADMIN_QUBE) == 0) {
+		/* the host is not a qube: its services run in the host service
+		 * runner, never in a qube directory or through the start
+		 * interface */
+		if (!m->cfg->adminvm_socket) {
+			mon_set_reason(c, "target @adminvm cannot be reached by this broker "
+					  "(no --adminvm-socket)");
+			mon_call_fail(m, c, QRPC_CALL_FAILED);
+			return;
+		}
+		snprintf(c->target, sizeof(c->target), "%s", BK_ADMIN_QUBE);
+		c->autostart = false;
+		c->phase = MC_CONNECTING;
+		c->deadline = bk_now_ms() + m->cfg->connect_timeout_ms;
+		mon_call_try_connect(m, c);
 		return;
 	}
 	if (target[0] == '@' || strlen(target) > QRPC_MAX_QUBE || !qrpc_qube_name_is_valid(target)) {
@@ -287,10 +404,11 @@ void mon_call_try_connect(struct monitor *m, struct mon_call *c)
 		snprintf(rec.target, sizeof(rec.target), "%s", c->target);
 		snprintf(rec.service, sizeof(rec.service), "%s", c->service);
 		snprintf(rec.argument, sizeof(rec.argument), "%s", c->argument);
-		snprintf(rec.requested_target, sizeof(rec.requested_target), "%s", c->requested);
+		snprintf(rec.requested_target, sizeof(rec.requested_target), "%s", c->requested_norm);
 		snprintf(rec.user, sizeof(rec.user), "%s", c->user);
 		mon_call_log(c, "started");
 		c->phase = MC_RUNNING;
+		c->started = true;
 		mon_ipc_queue(m, &rec, fd);
 		return;
 	}
@@ -316,7 +434,16 @@ void mon_call_try_connect(struct monitor *m, struct mon_call *c)
 		mon_call_fail(m, c, QRPC_CALL_FAILED);
 		return;
 	}
-	mon_set_reason(c, "target %s is not running (%s)", c->target, strerror(-r));
+	if (r == -ELOOP || r == -EPERM)
+		mon_set_reason(c, "target %s: %s/%s/vsock is %s; refusing to connect", c->target,
+			       m->cfg->qubes_dir, c->target,
+			       r == -ELOOP ? "or goes through a symlink"
+					   : "not a socket owned by root or the broker's user");
+	else if (strcmp(c->target, BK_ADMIN_QUBE) == 0)
+		mon_set_reason(c, "the host service runner at %s is not running (%s)",
+			       m->cfg->adminvm_socket, strerror(-r));
+	else
+		mon_set_reason(c, "target %s is not running (%s)", c->target, strerror(-r));
 	mon_call_fail(m, c, QRPC_CALL_FAILED);
 }
 
@@ -348,6 +475,7 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 		return;
 	}
 	snprintf(c->requested, sizeof(c->requested), "%s", untrusted_rec->target);
+	snprintf(c->requested_norm, sizeof(c->requested_norm), "%s", untrusted_rec->target);
 	snprintf(c->service, sizeof(c->service), "%s", untrusted_rec->service);
 	snprintf(c->argument, sizeof(c->argument), "%s", untrusted_rec->argument);
 	snprintf(c->decision_word, sizeof(c->decision_word), "deny");
@@ -375,6 +503,12 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 		mon_call_fail(m, c, QRPC_CALL_FAILED);
 		return;
 	}
+	/* what the service sees as QUBE_REQUESTED_TARGET (and the prompt as
+	 * the requested target) is the policy's resolved form, as in Qubes
+	 * (an unknown qube is @default); the log keeps what was asked */
+	if (d.requested_target && strlen(d.requested_target) <= QRPC_MAX_TARGET &&
+	    qrpc_target_is_valid(d.requested_target))
+		snprintf(c->requested_norm, sizeof(c->requested_norm), "%s", d.requested_target);
 	if (d.rule_file)
 		snprintf(c->rule, sizeof(c->rule), "%s:%u", d.rule_file, d.rule_line);
 	mon_set_reason(c, "%s", d.reason ? d.reason : "");
@@ -404,8 +538,15 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 		if (r < 0) {
 			mon_offered_free(c);
 			snprintf(c->decision_word, sizeof(c->decision_word), "ask-deny");
-			mon_set_reason(c, "ask: %s", r == -ENOTCONN ? "no prompt program is connected"
-								: strerror(-r));
+			if (r == -ENOTCONN)
+				mon_set_reason(c, "ask: no prompt program is connected");
+			else if (r == -EUSERS)
+				mon_set_reason(c, "ask: %u questions from %s are open already (the cap)",
+					       m->cfg->max_asks_per_qube, c->source);
+			else if (r == -ENOBUFS)
+				mon_set_reason(c, "ask: the prompt program is not reading its questions");
+			else
+				mon_set_reason(c, "ask: %s", strerror(-r));
 			mon_call_fail(m, c, QRPC_CALL_REFUSED);
 		}
 		break;
@@ -424,20 +565,22 @@ static void on_closed(struct monitor *m, const struct bk_ipc *rec)
 		bk_log("sandbox closed unknown call %u", rec->id);
 		return;
 	}
+	if (c->phase == MC_GONE) {
+		bk_log("sandbox closed call %u twice", rec->id);
+		return;
+	}
 	if (c->phase == MC_WAIT_REQUEST)
-		bk_log("connection id=%u from %s closed before a valid request", c->id, c->source);
+		bk_log_source(c->source, "connection id=%u from %s closed before a valid request",
+			      c->id, c->source);
 	else if (c->phase != MC_RUNNING)
 		mon_call_log(c, "abandoned");
-	else if (c->target[0] && rec->exit_code < BK_END_NO_EXIT)
+	else if (c->started && rec->exit_code < BK_END_NO_EXIT)
 		bk_log("call id=%u ended exit=%u", c->id, rec->exit_code);
-	else if (c->phase == MC_RUNNING && c->target[0])
+	else if (c->started)
 		bk_log("call id=%u ended without an exit code", c->id);
-	if (c->dispvm[0]) {
-		int r = mon_start_request(m, START_DESTROY, 0, c->dispvm);
-		if (r < 0)
-			bk_log("cannot destroy disposable %s: %s", c->dispvm, strerror(-r));
-	}
-	mon_call_remove(m, c);
+	if (c->phase == MC_ASKING)
+		mon_ask_end(m, c, true); /* CANCEL: the question is withdrawn */
+	mon_call_release(m, c);
 }
 
 static void on_ipc_event(struct monitor *m, uint32_t events)
@@ -535,6 +678,8 @@ static void on_tick(struct monitor *m)
 	struct mon_call *c, *cn;
 	struct mon_start *st, *sn;
 
+	bk_log_source_flush();
+	mon_accept_tick(m);
 	if (m->reload_at && now >= m->reload_at) {
 		m->reload_at = 0;
 		mon_watches_add(m);
@@ -552,7 +697,7 @@ static void on_tick(struct monitor *m)
 			c->retry_at = 0;
 			mon_call_try_connect(m, c);
 		} else if (c->phase == MC_ASKING && now >= c->deadline) {
-			c->prompt = NULL;
+			mon_ask_end(m, c, true);
 			snprintf(c->decision_word, sizeof(c->decision_word), "ask-deny");
 			mon_set_reason(c, "the prompt program did not answer in time");
 			mon_call_fail(m, c, QRPC_CALL_REFUSED);
@@ -597,23 +742,70 @@ static int spawn_sandbox(struct monitor *m)
 	return mon_ep_add(m, m->ipc_fd, EPOLLIN, &m->ipc_w);
 }
 
-static void raise_fd_limit(const struct bk_config *cfg)
+/* Raises the fd limit for the caps, then sizes the caps from the limit
+ * actually got, so that running out of fds is the exception it should be.
+ * Each call holds at most two fds in the monitor (a start-interface
+ * connection, and the caller's or the agent's fd until the sandbox took it)
+ * and two in the sandbox (caller and agent), which has the same limit; 3
+ * per call are counted, and BK_FD_RESERVE for the listeners (one per qube
+ * on the unix transport), prompts, inotify, epoll, signalfd and the log.
+ * A lowered --max-total lowers --max-per-qube in proportion, so that one
+ * qube still cannot take every slot.  Logged either way. */
+#define BK_FD_RESERVE 256u
+#define BK_FD_PER_CALL 3u
+
+static void size_caps(struct bk_config *cfg)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg->max_total * 3 + 256;
+	rlim_t want = (rlim_t)cfg->max_total * BK_FD_PER_CALL + BK_FD_RESERVE;
+	unsigned fit, given_total = cfg->max_total;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		bk_log("getrlimit: %s; caps as given", strerror(errno));
 		return;
+	}
 	if (rl.rlim_max < want && geteuid() == 0)
 		rl.rlim_max = want;
 	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
 		bk_log("cannot raise the fd limit to %llu: %s", (unsigned long long)want,
 		       strerror(errno));
+		if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return;
+	}
+	if (rl.rlim_cur < BK_FD_RESERVE + BK_FD_PER_CALL) {
+		fit = 1;
+		bk_log("fd limit %llu is very low; allowing one call at a time",
+		       (unsigned long long)rl.rlim_cur);
+	} else {
+		rlim_t f = (rl.rlim_cur - BK_FD_RESERVE) / BK_FD_PER_CALL;
+
+		fit = f < cfg->max_total ? (unsigned)f : cfg->max_total;
+	}
+	if (fit < cfg->max_total) {
+		unsigned per = (unsigned)((unsigned long long)cfg->max_per_qube * fit / given_total);
+
+		cfg->max_total = fit;
+		if (per < 1)
+			per = 1;
+		if (per < cfg->max_per_qube)
+			cfg->max_per_qube = per;
+		bk_log("fd limit %llu: at most %u calls at once (--max-total %u lowered), %u per "
+		       "qube", (unsigned long long)rl.rlim_cur, cfg->max_total, given_total,
+		       cfg->max_per_qube);
+	}
+	if (cfg->max_per_qube > cfg->max_total)
+		cfg->max_per_qube = cfg->max_total;
+	bk_log("caps: %u calls at once, %u per qube, %u questions per qube at the prompt, "
+	       "%u log lines per qube per 10 s (fd limit %llu)", cfg->max_total,
+	       cfg->max_per_qube, cfg->max_asks_per_qube, cfg->log_per_qube,
+	       (unsigned long long)rl.rlim_cur);
 }
 
-int bk_monitor_main(const struct bk_config *cfg)
+int bk_monitor_main(const struct bk_config *given)
 {
+	struct bk_config sized = *given;
+	const struct bk_config *cfg = &sized;
 	struct monitor mm = { .cfg = cfg, .ipc_fd = -1, .child = -1, .ino_fd = -1, .sig_fd = -1,
 			      .ask_fd = -1, .wd_policy = -1, .wd_sysinfo = -1, .wd_qubes = -1,
 			      .wd_vsock_map = -1 };
@@ -622,7 +814,8 @@ int bk_monitor_main(const struct bk_config *cfg)
 	int r;
 
 	m->exit_status = 1; /* until set up */
-	raise_fd_limit(cfg);
+	size_caps(&sized);
+	bk_log_set_source_limit(cfg->log_per_qube);
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m->epfd < 0) {
 		bk_log("epoll: %s", strerror(errno));
@@ -705,7 +898,7 @@ int bk_monitor_main(const struct bk_config *cfg)
 				timeout = 20;
 				break;
 			}
-		if (m->reload_at || m->map_reload_at || m->starts)
+		if (m->reload_at || m->map_reload_at || m->starts || m->accept_resume_at)
 			timeout = 20;
 		n = epoll_wait(m->epfd, evs, 64, timeout);
 		if (n < 0 && errno != EINTR) {

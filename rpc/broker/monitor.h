@@ -67,13 +67,20 @@ enum mon_phase {
 	MC_STARTING,
 	MC_CONNECTING,
 	MC_RUNNING, /* decision sent; waiting for CLOSED */
+	MC_GONE,    /* the sandbox is done with it, but a request to the start
+		     * interface is still open for it (a cancelled START or
+		     * DISPVM, the DESTROY of its disposable): kept, and counted
+		     * against its source's caps, until that is answered or
+		     * times out */
 };
 
 struct mon_call {
 	uint32_t id;
 	enum mon_phase phase;
 	char source[QRPC_MAX_QUBE + 1];
-	char requested[QRPC_MAX_TARGET + 1];
+	char requested[QRPC_MAX_TARGET + 1];  /* as the caller asked (logged) */
+	char requested_norm[QRPC_MAX_TARGET + 1]; /* as the policy resolved it:
+					       * QUBE_REQUESTED_TARGET, ASK */
 	char service[QRPC_MAX_SERVICE + 1];
 	char argument[QRPC_MAX_ARGUMENT + 1];
 	char target[QRPC_MAX_QUBE + 1]; /* resolved qube to connect to */
@@ -83,7 +90,9 @@ struct mon_call {
 	char rule[PATH_MAX + 16];
 	char *reason;
 	bool autostart, start_tried;
+	bool started;              /* the agent connection went to the sandbox */
 	struct mon_prompt *prompt; /* ASKING */
+	struct mon_start *start;   /* the start-interface request open for it */
 	char **offered;            /* ASKING: copy of decision targets */
 	size_t n_offered;
 	uint64_t deadline;
@@ -97,7 +106,8 @@ struct mon_start {
 	struct mon_watch w;
 	int fd;
 	enum start_op op;
-	uint32_t call_id; /* 0 for DESTROY */
+	uint32_t call_id; /* the call it is for (counted against its caps) */
+	bool cancelled;   /* the caller left: our side was shut down */
 	char arg[QRPC_MAX_QUBE + 1];
 	char in[BK_LINE_MAX];
 	size_t in_len;
@@ -107,7 +117,8 @@ struct mon_start {
 
 struct mon_source {
 	char name[QRPC_MAX_QUBE + 1];
-	unsigned n_calls;
+	unsigned n_calls;  /* calls open, pending starts of departed callers included */
+	unsigned n_asks;   /* questions of its calls open at the prompt */
 	struct mon_source *next;
 };
 
@@ -156,6 +167,10 @@ struct monitor {
 	struct mon_source *sources;
 	unsigned n_calls;
 	uint32_t next_id;
+	/* out of file descriptors: accepting paused until accept_resume_at */
+	uint64_t accept_resume_at;
+	unsigned accept_backoff_ms;
+	bool fd_episode;
 	bool quit;
 	int exit_status;
 };
@@ -168,6 +183,11 @@ struct mon_source *mon_source_get(struct monitor *m, const char *name, bool crea
 struct mon_call *mon_call_find(struct monitor *m, uint32_t id);
 void mon_offered_free(struct mon_call *c);
 void mon_call_remove(struct monitor *m, struct mon_call *c);
+/* The sandbox is done with C (or a start request of MC_GONE call C was
+ * answered): C is removed, unless a start-interface request is still open
+ * for it or its disposable must still be destroyed; then it stays, as
+ * MC_GONE, holding its slot. */
+void mon_call_release(struct monitor *m, struct mon_call *c);
 void mon_set_reason(struct mon_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mon_ipc_queue(struct monitor *m, const struct bk_ipc *rec, int fd);
 /* The one log line of a call, written when its outcome is known. */
@@ -189,12 +209,22 @@ void mon_listeners_rescan(struct monitor *m);
 int mon_vsock_map_load(struct monitor *m);
 uint32_t mon_vsock_cid(struct monitor *m, const char *name);
 int mon_listener_add_vsock(struct monitor *m);
+/* accept4() failed with EMFILE/ENFILE/ENOBUFS/ENOMEM: stop accepting on
+ * every listener (the qubes' and the ask socket) for 100 ms, doubling to
+ * 2 s while it lasts, with one log line per episode, instead of spinning
+ * on the level-triggered listeners; mon_accept_tick() resumes. */
+void mon_accept_pause(struct monitor *m, int err);
+/* An accept4() worked again: ends the episode (logged once). */
+void mon_accept_resumed(struct monitor *m);
+void mon_accept_tick(struct monitor *m);
 /* A guest connected: fix its identity, enforce the caps, hand it over. */
 void mon_on_accept(struct monitor *m, struct mon_listener *l);
 
 /* ---- start.c ---------------------------------------------------------------- */
 
 void mon_start_free(struct monitor *m, struct mon_start *st);
+/* The caller of ST's call left: shut our side down (= cancelled). */
+void mon_start_cancel(struct mon_start *st);
 /* Sends one request to the start interface; the reply arrives later. */
 int mon_start_request(struct monitor *m, enum start_op op, uint32_t call_id, const char *arg);
 /* LINE: the reply without its newline, "" for EOF, NULL for a timeout. */
@@ -203,7 +233,19 @@ void mon_on_start_event(struct monitor *m, struct mon_start *st);
 
 /* ---- ask.c ------------------------------------------------------------------ */
 
-/* Sends the question of C to the most recently connected prompt program. */
+/* Lines to a prompt program: at most BK_ASK_LINE_MAX bytes (an ASK line
+ * grows with the targets offered); a new ASK line is queued only while at
+ * most BK_ASK_OUT_MAX bytes wait for the prompt program (CANCEL lines are
+ * always queued, see prompt_queue() in ask.c). */
+#define BK_ASK_LINE_MAX (64u * 1024u)
+#define BK_ASK_OUT_MAX (1024u * 1024u)
+/* C leaves the ASKING phase: it no longer counts against its source's
+ * question cap; with CANCEL, "CANCEL <id>" tells the prompt to withdraw it. */
+void mon_ask_end(struct monitor *m, struct mon_call *c, bool cancel);
+/* Sends the question of C to the most recently connected prompt program:
+ * -ENOTCONN none, -EUSERS its source has max_asks_per_qube open, -ENOBUFS
+ * the prompt is that far behind, -E2BIG the line would exceed
+ * BK_ASK_LINE_MAX. */
 int mon_prompt_ask(struct monitor *m, struct mon_call *c, const struct qpol_decision *d);
 void mon_on_prompt_event(struct monitor *m, struct mon_prompt *p, uint32_t events);
 void mon_on_ask_accept(struct monitor *m);

@@ -64,8 +64,7 @@ struct sb_conn {
 	bool blocked;    /* has a message the other side has no room for */
 	bool hybrid_wait; /* agent: "OK <n>\n" not seen yet */
 	bool vsock_connecting;
-	bool start_sent_pending; /* agent: SERVICE_START sent before its HELLO */
-	bool start_after_hello;  /* agent: SERVICE_START_AS waits for its HELLO */
+	bool start_after_hello;  /* agent: SERVICE_START waits for its HELLO */
 	bool wr_dead;    /* writing failed: output is dropped, reading goes on */
 };
 
@@ -238,11 +237,11 @@ static void protocol_error(struct sandbox *sb, struct sb_call *call, bool agent,
 			   int err)
 {
 	if (agent) {
-		bk_log("call id=%u: agent of %s: %s: %s; call failed", call->id, call->target, what,
+		bk_log_source(call->target, "call id=%u: agent of %s: %s: %s; call failed", call->id, call->target, what,
 		       strerror(-err));
 		caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
 	} else {
-		bk_log("call id=%u: caller %s: %s: %s; connection closed", call->id, call->source,
+		bk_log_source(call->source, "call id=%u: caller %s: %s: %s; connection closed", call->id, call->source,
 		       what, strerror(-err));
 		/* a refusal if the state still allows one (a request was
 		 * seen, no result sent yet), then close */
@@ -262,36 +261,20 @@ static void protocol_error(struct sandbox *sb, struct sb_call *call, bool agent,
 
 /* ---- message handling ------------------------------------------------------------- */
 
-/* Sends HELLO and SERVICE_START to the agent (pipelined: the agent's HELLO
- * may come before or after). */
+/* Sends HELLO to the agent; SERVICE_START follows once the agent's HELLO
+ * has arrived (docs/protocol.md: nothing but HELLO before the peer's HELLO;
+ * the message's encoding, and whether SERVICE_START_AS exists at all,
+ * depend on the version agreed).  The agent sends its HELLO right after
+ * its "OK" line, so this costs no round trip in practice. */
 static int agent_begin(struct sb_call *call)
 {
 	struct sb_conn *a = &call->agent;
-	uint8_t *dst;
-	size_t len;
 	int r;
 
 	r = send_hello(a);
 	if (r < 0)
 		return r;
-	if (a->st.version != 0)
-		return conn_send(a, &call->start);
-	/* SERVICE_START_AS exists from version 2 on: wait for the agent's
-	 * HELLO to know whether it may be sent at all */
-	if (call->start.type == QRPC_MSG_SERVICE_START_AS) {
-		a->start_after_hello = true;
-		return 0;
-	}
-	/* not yet allowed by the state machine: encode now, account for it
-	 * once the agent's HELLO has arrived */
-	dst = bk_buf_reserve(&a->out, SB_MSG_MAX);
-	if (!dst)
-		return -ENOBUFS;
-	r = qrpc_msg_encode(&call->start, dst, SB_MSG_MAX, &len);
-	if (r < 0)
-		return r;
-	a->out.end += len;
-	a->start_sent_pending = true;
+	a->start_after_hello = true;
 	return 0;
 }
 
@@ -331,29 +314,25 @@ static void agent_on_msg(struct sandbox *sb, struct sb_call *call, const struct 
 	struct sb_conn *a = &call->agent;
 
 	if (msg->type == QRPC_MSG_HELLO) {
-		if (a->start_sent_pending) {
-			a->start_sent_pending = false;
-			if (qrpc_state_on_send(&a->st, &call->start) < 0) {
-				protocol_error(sb, call, true, "cannot start the service", -EPROTO);
-				return;
-			}
+		if (!a->start_after_hello) {
+			/* cannot happen: HELLO is sent before anything is read */
+			protocol_error(sb, call, true, "HELLO before ours", -EPROTO);
+			return;
 		}
-		if (a->start_after_hello) {
-			a->start_after_hello = false;
-			if (a->st.version < 2) {
-				/* the policy says which user; an agent that cannot
-				 * be told would run the service as another one */
-				bk_log("call id=%u: the agent of %s speaks protocol version %u, which "
-				       "cannot run a service as user %s (user= in the policy)",
-				       call->id, call->target, a->st.version,
-				       call->start.u.service_start.user);
-				caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
-				return;
-			}
-			if (conn_send(a, &call->start) < 0) {
-				protocol_error(sb, call, true, "cannot start the service", -EPROTO);
-				return;
-			}
+		a->start_after_hello = false;
+		if (call->start.type == QRPC_MSG_SERVICE_START_AS && a->st.version < 2) {
+			/* the policy says which user; an agent that cannot be
+			 * told would run the service as another one */
+			bk_log_source(call->target, "call id=%u: the agent of %s speaks protocol "
+				      "version %u, which cannot run a service as user %s (user= in "
+				      "the policy)", call->id, call->target, a->st.version,
+				      call->start.u.service_start.user);
+			caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
+			return;
+		}
+		if (conn_send(a, &call->start) < 0) {
+			protocol_error(sb, call, true, "cannot start the service", -EPROTO);
+			return;
 		}
 		/* the agent speaks our protocol: the call is on */
 		struct qrpc_msg res = { .type = QRPC_MSG_CALL_RESULT };
@@ -483,7 +462,7 @@ static bool conn_flush(struct sandbox *sb, struct sb_conn *c)
 				bk_buf_finish(&c->out);
 			} else {
 				if (call->phase != SP_CLOSING)
-					bk_log("call id=%u: caller %s went away (%s)", call->id,
+					bk_log_source(call->source, "call id=%u: caller %s went away (%s)", call->id,
 					       call->source, strerror(errno));
 				call_end(sb, call);
 			}
@@ -548,7 +527,7 @@ static void conn_on_eof(struct sandbox *sb, struct sb_conn *c)
 			conn_close(sb, c);
 			return;
 		}
-		bk_log("call id=%u: agent of %s closed the connection without an exit code",
+		bk_log_source(call->target, "call id=%u: agent of %s closed the connection without an exit code",
 		       call->id, call->target);
 		caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
 		return;
@@ -559,9 +538,9 @@ static void conn_on_eof(struct sandbox *sb, struct sb_conn *c)
 		return;
 	}
 	if (call->phase == SP_HANDSHAKE)
-		bk_log("call id=%u: caller %s closed before a request", call->id, call->source);
+		bk_log_source(call->source, "call id=%u: caller %s closed before a request", call->id, call->source);
 	else
-		bk_log("call id=%u: caller %s closed the connection early", call->id, call->source);
+		bk_log_source(call->source, "call id=%u: caller %s closed the connection early", call->id, call->source);
 	call_end(sb, call);
 }
 
@@ -651,8 +630,12 @@ static void on_new_call(struct sandbox *sb, const struct bk_ipc *rec, int fd)
 	struct sb_call *call;
 
 	if (fd < 0 || !bk_string_fits(rec->source, sizeof(rec->source))) {
+		struct bk_ipc closed = { .type = BK_IPC_CLOSED, .id = rec->id,
+					 .exit_code = BK_END_NO_EXIT };
+
 		if (fd >= 0)
 			close(fd);
+		ipc_queue(sb, &closed); /* the monitor frees the slot */
 		return;
 	}
 	call = calloc(1, sizeof(*call));
@@ -752,8 +735,15 @@ static void on_ipc(struct sandbox *sb, uint32_t events)
 
 		if (r == -EAGAIN)
 			return;
-		if (r < 0) {
+		if (r == -EMFILE) {
+			/* that call's fd was lost; the handlers below end the call
+			 * (its slot is given back to the monitor) */
+			bk_log_source(bk_string_fits(rec.source, sizeof(rec.source)) ? rec.source : "?",
+				      "call id=%u: out of file descriptors, its connection was "
+				      "dropped", rec.id);
+		} else if (r < 0) {
 			/* the monitor is gone: nothing is decided any more */
+			bk_log("sandbox: monitor socket: %s; exiting", strerror(-r));
 			sb->quit = true;
 			return;
 		}
@@ -786,7 +776,7 @@ static void on_conn_event(struct sandbox *sb, struct sb_conn *c, uint32_t events
 			err = errno;
 		c->vsock_connecting = false;
 		if (err) {
-			bk_log("call id=%u: target %s is not reachable: %s", call->id, call->target,
+			bk_log_source(call->target, "call id=%u: target %s is not reachable: %s", call->id, call->target,
 			       strerror(err));
 			caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
 			call_pump(sb, call);
@@ -801,7 +791,7 @@ static void on_conn_event(struct sandbox *sb, struct sb_conn *c, uint32_t events
 	if (!c->is_agent && c->rd_eof && (events & (EPOLLHUP | EPOLLERR))) {
 		/* it had half-closed; now it is gone entirely */
 		if (call->phase != SP_CLOSING)
-			bk_log("call id=%u: caller %s went away", call->id, call->source);
+			bk_log_source(call->source, "call id=%u: caller %s went away", call->id, call->source);
 		call_end(sb, call);
 		return;
 	}
@@ -815,6 +805,7 @@ static void on_tick(struct sandbox *sb)
 	uint64_t now = bk_now_ms();
 	struct sb_call *call, *next;
 
+	bk_log_source_flush();
 	for (call = sb->calls; call; call = next) {
 		next = call->next;
 		if (call->dead) {
@@ -825,12 +816,12 @@ static void on_tick(struct sandbox *sb)
 			continue;
 		switch (call->phase) {
 		case SP_HANDSHAKE:
-			bk_log("call id=%u: caller %s sent no request within %u ms; closed", call->id,
+			bk_log_source(call->source, "call id=%u: caller %s sent no request within %u ms; closed", call->id,
 			       call->source, sb->cfg->handshake_ms);
 			call_end(sb, call);
 			break;
 		case SP_AGENT:
-			bk_log("call id=%u: agent of %s did not answer within %u ms", call->id,
+			bk_log_source(call->target, "call id=%u: agent of %s did not answer within %u ms", call->id,
 			       call->target, sb->cfg->connect_timeout_ms);
 			caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
 			call_pump(sb, call);
@@ -954,6 +945,7 @@ void bk_sandbox_main(const struct bk_config *cfg, int ipc_fd)
 	int r;
 
 	bk_log_set_ident("qube-broker[sandbox]");
+	bk_log_set_source_limit(cfg->log_per_qube);
 	/* stdin/stdout/stderr on /dev/null (unless the log is stderr), so
 	 * that nothing written to them by a library can reach a socket that
 	 * would otherwise get one of those numbers */

@@ -30,7 +30,23 @@ void mon_start_free(struct monitor *m, struct mon_start *st)
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, st->fd, NULL);
 		close(st->fd);
 	}
+	if (st->call_id) {
+		struct mon_call *c = mon_call_find(m, st->call_id);
+
+		if (c && c->start == st)
+			c->start = NULL;
+	}
 	free(st);
+}
+
+void mon_start_cancel(struct mon_start *st)
+{
+	/* end our side: the server reads EOF before it answered, which the
+	 * start interface defines as "cancelled"; its answer is still read
+	 * (a disposable that got made anyway is destroyed) */
+	if (!st->cancelled)
+		shutdown(st->fd, SHUT_WR);
+	st->cancelled = true;
 }
 
 /* Sends one request to the start interface; the reply arrives later. */
@@ -74,6 +90,12 @@ int mon_start_request(struct monitor *m, enum start_op op, uint32_t call_id, con
 		goto err_close;
 	st->next = m->starts;
 	m->starts = st;
+	if (call_id) {
+		struct mon_call *c = mon_call_find(m, call_id);
+
+		if (c)
+			c->start = st;
+	}
 	return 0;
 err_close:
 	close(st->fd);
@@ -82,25 +104,65 @@ err_free:
 	return r;
 }
 
+static const char *start_error(int r, const char *msg)
+{
+	return r == -EHOSTDOWN ? msg : r == -ETIMEDOUT ? "no answer" : "bad reply";
+}
+
+/* A start request of call C, whose caller went away (MC_GONE), ended. */
+static void gone_on_reply(struct monitor *m, struct mon_start *st, struct mon_call *c, int r,
+			  const char *name, const char *msg)
+{
+	switch (st->op) {
+	case START_DISPVM:
+		if (r == 0) {
+			bk_log("call id=%u: disposable %s finished starting after its caller left: "
+			       "destroying it", c->id, name);
+			snprintf(c->dispvm, sizeof(c->dispvm), "%s", name);
+		} else if (r == -ETIMEDOUT) {
+			bk_log("call id=%u: cancelled DISPVM %s got no answer within %u ms; if a "
+			       "disposable was made, the start interface must destroy it", c->id,
+			       st->arg, m->cfg->start_timeout_ms);
+		}
+		break;
+	case START_DESTROY:
+		if (r < 0)
+			bk_log("start interface: DESTROY %s: %s", st->arg, start_error(r, msg));
+		c->dispvm[0] = '\0'; /* asked once; not again */
+		break;
+	case START_QUBE:
+		break; /* a qube that started anyway just runs */
+	}
+	mon_call_release(m, c);
+}
+
 void mon_start_on_reply(struct monitor *m, struct mon_start *st, const char *line)
 {
-	char name[QRPC_MAX_QUBE + 1], msg[200] = "";
-	struct mon_call *c = st->call_id ? mon_call_find(m, st->call_id) : NULL;
+	char name[QRPC_MAX_QUBE + 1] = "", msg[200] = "";
+	struct mon_call *c = mon_call_find(m, st->call_id);
 	int r = line ? bk_start_reply_parse(line, name, msg, sizeof(msg)) : -ETIMEDOUT;
 
-	if (st->op == START_DESTROY) {
-		if (r < 0)
-			bk_log("start interface: DESTROY %s: %s", st->arg,
-			       r == -EHOSTDOWN ? msg : r == -ETIMEDOUT ? "no answer" : "bad reply");
+	/* the host is never a qube the start interface makes */
+	if (r == 0 && strcmp(name, BK_ADMIN_QUBE) == 0)
+		r = -EBADMSG;
+	if (!c || c->start != st) {
+		/* cannot happen: a call stays while its request is open */
+		if (st->op == START_DISPVM && r == 0)
+			mon_start_request(m, START_DESTROY, 0, name);
 		return;
 	}
-	if (st->op == START_DISPVM && r == 0 && (!c || c->phase != MC_STARTING)) {
-		/* the caller went away meanwhile: nothing will use it */
-		mon_start_request(m, START_DESTROY, 0, name);
+	c->start = NULL;
+	if (c->phase == MC_GONE) {
+		gone_on_reply(m, st, c, r, name, msg);
 		return;
 	}
-	if (!c || c->phase != MC_STARTING)
+	if (st->op == START_DESTROY || c->phase != MC_STARTING) {
+		/* cannot happen: DESTROY is sent for MC_GONE calls only, and a
+		 * call waits in MC_STARTING for its START/DISPVM */
+		if (st->op == START_DISPVM && r == 0)
+			snprintf(c->dispvm, sizeof(c->dispvm), "%s", name);
 		return;
+	}
 	if (r < 0) {
 		if (r == -EHOSTDOWN)
 			mon_set_reason(c, "start interface could not start %s: %s", st->arg, msg);

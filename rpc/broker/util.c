@@ -91,6 +91,14 @@ int bk_ipc_recv(int sock, struct bk_ipc *ret_rec, int *ret_fd)
 				close(got);
 		}
 	}
+	if ((size_t)n == sizeof(rec) && nfds == 0 && !(mh.msg_flags & MSG_TRUNC) &&
+	    (mh.msg_flags & MSG_CTRUNC)) {
+		/* a whole record whose fd did not fit: this process is at its
+		 * fd limit.  An error of that one record, not of the socket. */
+		*ret_rec = rec;
+		*ret_fd = -1;
+		return -EMFILE;
+	}
 	if ((size_t)n != sizeof(rec) || nfds > 1 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
 		r = -EBADMSG;
 	if (r < 0) {
@@ -230,6 +238,7 @@ void bk_buf_shrink(struct bk_buf *b)
 int bk_hybrid_ok_parse(const uint8_t *untrusted_buf, size_t len, size_t *ret_used)
 {
 	size_t i, ndigits = 0;
+	uint64_t value = 0;
 
 	for (i = 0; i < len && i < BK_HYBRID_LINE_MAX; i++) {
 		uint8_t c = untrusted_buf[i];
@@ -249,6 +258,10 @@ int bk_hybrid_ok_parse(const uint8_t *untrusted_buf, size_t len, size_t *ret_use
 			return 0;
 		}
 		if (c < '0' || c > '9' || ++ndigits > 10)
+			return -EPROTO;
+		/* a port: u32, whatever the digit count allows */
+		value = value * 10 + (uint64_t)(c - '0');
+		if (value > UINT32_MAX)
 			return -EPROTO;
 	}
 	return i >= BK_HYBRID_LINE_MAX ? -EPROTO : -EAGAIN;
@@ -410,14 +423,13 @@ int bk_log_fd(void)
 	return log_fd;
 }
 
-void bk_log(const char *fmt, ...)
+static void log_va(const char *fmt, va_list ap)
 {
 	char line[2048];
 	struct timespec ts;
 	struct tm tm;
 	size_t n;
 	int k;
-	va_list ap;
 
 	/* CLOCK_REALTIME via the vDSO; gmtime_r touches no file (no TZ). */
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -428,9 +440,7 @@ void bk_log(const char *fmt, ...)
 	if (k < 0)
 		return;
 	n = (size_t)k;
-	va_start(ap, fmt);
 	k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	va_end(ap);
 	if (k < 0)
 		return;
 	n += (size_t)k;
@@ -439,6 +449,100 @@ void bk_log(const char *fmt, ...)
 	line[n++] = '\n';
 	ssize_t w = write(log_fd, line, n);
 	(void)w;
+}
+
+void bk_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_va(fmt, ap);
+	va_end(ap);
+}
+
+/* Per-qube log budget: LOG_SOURCE_SLOTS qubes tracked (the least recently
+ * logging one is forgotten first: its budget restarts, which costs at most
+ * one more window's worth of lines). */
+#define LOG_SOURCE_SLOTS 256
+#define LOG_WINDOW_MS 10000u
+
+struct log_source {
+	char name[QRPC_MAX_QUBE + 1];
+	uint64_t window, last;
+	unsigned lines, suppressed;
+};
+static struct log_source log_sources[LOG_SOURCE_SLOTS];
+static unsigned log_source_limit = 100;
+
+void bk_log_set_source_limit(unsigned lines_per_window)
+{
+	log_source_limit = lines_per_window;
+}
+
+static void log_source_summary(struct log_source *s)
+{
+	if (s->suppressed > 0)
+		bk_log("qube %s: %u log lines suppressed (more than %u in %u s)", s->name,
+		       s->suppressed, log_source_limit, LOG_WINDOW_MS / 1000);
+	s->suppressed = 0;
+}
+
+void bk_log_source(const char *source, const char *fmt, ...)
+{
+	uint64_t now = bk_now_ms();
+	struct log_source *s = NULL, *empty = NULL, *oldest = &log_sources[0];
+	va_list ap;
+
+	for (size_t i = 0; i < LOG_SOURCE_SLOTS; i++) {
+		struct log_source *e = &log_sources[i];
+
+		if (!e->name[0]) {
+			if (!empty)
+				empty = e;
+		} else if (strcmp(e->name, source) == 0) {
+			s = e;
+			break;
+		} else if (e->last < oldest->last) {
+			oldest = e;
+		}
+	}
+	if (!s) {
+		s = empty ? empty : oldest;
+		if (s->name[0])
+			log_source_summary(s);
+		memset(s, 0, sizeof(*s));
+		snprintf(s->name, sizeof(s->name), "%s", source);
+		s->window = now;
+	}
+	s->last = now;
+	if (now - s->window >= LOG_WINDOW_MS) {
+		log_source_summary(s);
+		s->window = now;
+		s->lines = 0;
+	}
+	if (s->lines >= log_source_limit) {
+		s->suppressed++;
+		return;
+	}
+	s->lines++;
+	va_start(ap, fmt);
+	log_va(fmt, ap);
+	va_end(ap);
+}
+
+void bk_log_source_flush(void)
+{
+	uint64_t now = bk_now_ms();
+
+	for (size_t i = 0; i < LOG_SOURCE_SLOTS; i++) {
+		struct log_source *s = &log_sources[i];
+
+		if (s->name[0] && s->suppressed > 0 && now - s->window >= LOG_WINDOW_MS) {
+			log_source_summary(s);
+			s->window = now;
+			s->lines = 0;
+		}
+	}
 }
 
 uint64_t bk_now_ms(void)

@@ -45,6 +45,9 @@ extern char **environ;
 #define SOCKET_CONNECT_TIMEOUT_MS 5000
 
 static const char *agent_name = "qube-agent";
+/* --service-user: who runs a service the policy names no user for */
+static const char *service_user;
+
 /* --request-timeout: HELLO and SERVICE_START must have arrived this long
  * after the connection was accepted, however the bytes trickle in. */
 static int request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_S * 1000;
@@ -250,17 +253,19 @@ static int start_exec(struct conn *c, const char *rpc_dir, const struct qagent_s
 	/* user= from the policy: switching needs root; without it only the
 	 * agent's own user can be honoured */
 	struct passwd *pw = NULL;
-	if (req->user[0]) {
+	/* --service-user: the user when the policy names none */
+	const char *user = req->user[0] ? req->user : service_user;
+	if (user) {
 		errno = 0;
-		pw = getpwnam(req->user);
+		pw = getpwnam(user);
 		if (!pw) {
 			logf_("%s+%s from %s: no user %s here", req->service, req->argument,
-			      req->source, req->user);
+			      req->source, user);
 			return errno ? -errno : -ESRCH;
 		}
 		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
 			logf_("%s+%s from %s: cannot run as %s: the agent is not root", req->service,
-			      req->argument, req->source, req->user);
+			      req->argument, req->source, user);
 			return -EPERM;
 		}
 		if (geteuid() != 0)
@@ -776,20 +781,35 @@ static int parse_option(const char *opt, const char *s, unsigned max, const char
 	return 0;
 }
 
+#ifdef QUBE_AGENT_HOST
+/* qube-host-agent: the same program run on the host for @adminvm. */
+#define AGENT_PROG "qube-host-agent"
+#define AGENT_DEFAULT_RPC_DIR QUBE_RPC_HOST_DIR
+#else
+#define AGENT_PROG "qube-agent"
+#define AGENT_DEFAULT_RPC_DIR QUBE_RPC_DIR
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: qube-agent [--transport vsock|unix:DIR] [--rpc-dir DIR] [--name NAME]\n"
+		"Usage: " AGENT_PROG " [--transport vsock|unix:DIR] [--rpc-dir DIR] [--name NAME]\n"
 		"                  [--max-connections N] [--request-timeout SECONDS]\n"
+		"                  [--service-user USER]\n"
 		"Runs RPC services for the broker: listens on vsock port %u (or, with\n"
 		"unix:DIR, on DIR/vsock answering \"CONNECT %u\"), runs services from\n"
 		"--rpc-dir (default %s).  At most N connections (default %u) are served\n"
 		"at once; more wait in the listen queue until one ends.  A connection must\n"
 		"deliver its request within --request-timeout seconds (default %u).\n"
 		"Services run as the agent's user, or as the user the broker names (the\n"
-		"policy's user=), which needs the agent to run as root.\n"
+		"policy's user=), which needs the agent to run as root.  --service-user:\n"
+		"services the policy names no user for run as USER (needs root).\n"
+#ifdef QUBE_AGENT_HOST
+		"qube-host-agent runs the host's services (@adminvm) for the broker's\n"
+		"--adminvm-socket: only with --transport unix:DIR.\n"
+#endif
 		"Exit status: 2 on a usage error, 1 when it cannot listen or accept.\n",
-		QRPC_PORT_AGENT, QRPC_PORT_AGENT, QUBE_RPC_DIR, DEFAULT_MAX_CONNECTIONS,
+		QRPC_PORT_AGENT, QRPC_PORT_AGENT, AGENT_DEFAULT_RPC_DIR, DEFAULT_MAX_CONNECTIONS,
 		DEFAULT_REQUEST_TIMEOUT_S);
 }
 
@@ -830,10 +850,11 @@ int main(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "max-connections", required_argument, NULL, 'm' },
 		{ "request-timeout", required_argument, NULL, 'T' },
+		{ "service-user", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *transport = "vsock", *rpc_dir = QUBE_RPC_DIR;
+	const char *transport = "vsock", *rpc_dir = AGENT_DEFAULT_RPC_DIR;
 	static char name_buf[64];
 	struct qrpc_transport t;
 	unsigned max_conns = DEFAULT_MAX_CONNECTIONS, active = 0;
@@ -867,6 +888,18 @@ int main(int argc, char **argv)
 			request_timeout_ms = (int)v * 1000;
 			break;
 		}
+		case 'u':
+			if (!qrpc_user_name_is_valid(optarg) || strlen(optarg) > QRPC_MAX_USER ||
+			    !getpwnam(optarg)) {
+				fprintf(stderr, AGENT_PROG ": --service-user: no such user '%s'\n", optarg);
+				return 2;
+			}
+			if (geteuid() != 0 && getpwnam(optarg)->pw_uid != geteuid()) {
+				fprintf(stderr, AGENT_PROG ": --service-user %s needs root\n", optarg);
+				return 2;
+			}
+			service_user = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -885,6 +918,13 @@ int main(int argc, char **argv)
 			transport);
 		return 2;
 	}
+#ifdef QUBE_AGENT_HOST
+	if (t.kind != QRPC_TRANSPORT_UNIX) {
+		fprintf(stderr, AGENT_PROG ": needs --transport unix:DIR (the broker's "
+				"--adminvm-socket is DIR/vsock)\n");
+		return 2;
+	}
+#endif
 
 	r = ensure_std_fds();
 	if (r < 0) {

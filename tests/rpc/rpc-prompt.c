@@ -56,6 +56,12 @@ int main(int argc, char **argv)
 
 			*nl = '\0';
 			printf("%s\n", buf);
+			if (strncmp(buf, "CANCEL ", 7) == 0) {
+				/* a question withdrawn: nothing to answer */
+				memmove(buf, buf + k, len - k + 1);
+				len -= k;
+				continue;
+			}
 			/* ASK ID SOURCE SERVICE ARGUMENT REQUESTED DEFAULT TARGET... */
 			if (sscanf(buf, "ASK %31s %*s %*s %*s %*s %79s", id, def) != 2) {
 				fprintf(stderr, "rpc-prompt: unexpected line\n");

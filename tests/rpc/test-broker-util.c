@@ -151,6 +151,11 @@ static void test_parsers(void)
 	CHECK(bk_hybrid_ok_parse((const uint8_t *)"OK 12", 5, &used) == -EAGAIN);
 	CHECK(bk_hybrid_ok_parse((const uint8_t *)"OK \n", 4, &used) == -EPROTO);
 	CHECK(bk_hybrid_ok_parse((const uint8_t *)"OK 12345678901\n", 15, &used) == -EPROTO);
+	/* issue 9: 10 digits but above 2^32-1 */
+	CHECK(bk_hybrid_ok_parse((const uint8_t *)"OK 4294967295\n", 14, &used) == 0 && used == 14);
+	CHECK(bk_hybrid_ok_parse((const uint8_t *)"OK 4294967296\n", 14, &used) == -EPROTO);
+	CHECK(bk_hybrid_ok_parse((const uint8_t *)"OK 9999999999\n", 14, &used) == -EPROTO);
+	CHECK(bk_hybrid_ok_parse((const uint8_t *)"OK 5000000000", 13, &used) == -EPROTO);
 	CHECK(bk_hybrid_ok_parse((const uint8_t *)"NO 1\n", 5, &used) == -EPROTO);
 	CHECK(bk_hybrid_ok_parse((const uint8_t *)"OK 1x\n", 6, &used) == -EPROTO);
 
