@@ -89,7 +89,7 @@ static int install_seccomp(void)
 		SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(mkdirat), SCMP_SYS(symlinkat),
 		SCMP_SYS(linkat), SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(fchmod),
 		SCMP_SYS(utimensat), SCMP_SYS(lseek), SCMP_SYS(ftruncate), SCMP_SYS(fcntl),
-		SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(getpid),
+		SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(getpid), SCMP_SYS(umask),
 		/* malloc and free */
 		SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
 		/* signals and exit */
@@ -426,6 +426,9 @@ int main(int argc, char **argv)
 	}
 	free(user);
 	free(incoming);
+
+	/* files get exactly the (masked) modes sent, without a chmod each */
+	umask(0);
 
 	/* 2. no new privileges, Landlock, then the seccomp filter, last */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -205,7 +205,7 @@ static void show_progress(struct sender *s, bool final)
 		t > 0 ? (double)s->sent_bytes / 1e6 / t : 0.0, final ? "\n" : "");
 }
 
-static int send_item(struct sender *s, struct item *it, uint8_t *dbuf)
+static int send_item(struct sender *s, struct item *it)
 {
 	struct qfc_entry e = {
 		.type = it->type,
@@ -247,11 +247,17 @@ static int send_item(struct sender *s, struct item *it, uint8_t *dbuf)
 	if (it->type == QFC_T_SYMLINK) {
 		r = emit(s, target, (size_t)e.size);
 	} else if (it->type == QFC_T_FILE) {
+		/* data is read straight into the output buffer: small files
+		 * share one write with their neighbours, big ones go out in
+		 * full buffers, and nothing is copied twice */
 		uint64_t left = e.size;
 		uint32_t dcrc = 0;
 		while (left) {
-			size_t want = left < BUF_SIZE ? (size_t)left : BUF_SIZE;
-			ssize_t n = read(fd, dbuf, want);
+			if (s->wlen == BUF_SIZE && (r = flush_out(s)) < 0)
+				goto out;
+			size_t room = BUF_SIZE - s->wlen;
+			size_t want = left < room ? (size_t)left : room;
+			ssize_t n = read(fd, s->wbuf + s->wlen, want);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
@@ -260,22 +266,9 @@ static int send_item(struct sender *s, struct item *it, uint8_t *dbuf)
 				r = -EIO;
 				goto out;
 			}
-			dcrc = qfc_crc32c(dcrc, dbuf, (size_t)n);
-			/* large reads go straight out: flush what is buffered first */
-			if ((r = flush_out(s)) < 0)
-				goto out;
-			s->crc = qfc_crc32c(s->crc, dbuf, (size_t)n);
-			size_t off = 0;
-			while (off < (size_t)n) {
-				ssize_t w = write(s->out_fd, dbuf + off, (size_t)n - off);
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w < 0) {
-					r = -errno;
-					goto out;
-				}
-				off += (size_t)w;
-			}
+			dcrc = qfc_crc32c(dcrc, s->wbuf + s->wlen, (size_t)n);
+			s->crc = qfc_crc32c(s->crc, s->wbuf + s->wlen, (size_t)n);
+			s->wlen += (size_t)n;
 			left -= (uint64_t)n;
 			s->sent_bytes += (uint64_t)n;
 			show_progress(s, false);
@@ -295,17 +288,16 @@ out:
 
 static int send_stream(struct sender *s)
 {
-	uint8_t *dbuf = malloc(BUF_SIZE);
 	s->wbuf = malloc(BUF_SIZE);
 	int r = -ENOMEM;
-	if (!dbuf || !s->wbuf)
+	if (!s->wbuf)
 		goto out;
 	uint8_t h[QFC_STREAM_HEADER_SIZE];
 	qfc_stream_header_encode(h);
 	if ((r = emit(s, h, sizeof(h))) < 0)
 		goto out;
 	for (size_t i = 0; i < s->n; i++) {
-		if ((r = send_item(s, &s->items[i], dbuf)) < 0)
+		if ((r = send_item(s, &s->items[i])) < 0)
 			goto out;
 		show_progress(s, false);
 	}
@@ -320,7 +312,6 @@ static int send_stream(struct sender *s)
 	r = flush_out(s);
 	s->crc = sent_crc;
 out:
-	free(dbuf);
 	free(s->wbuf);
 	s->wbuf = NULL;
 	return r;
@@ -427,10 +418,13 @@ static void usage(FILE *f, const char *prog)
 	(void)prog;
 }
 
+static int run(struct sender *s, int nfiles, char **files, const char *target, bool stdio_mode,
+	       bool move);
+
 int main(int argc, char **argv)
 {
-	char *a0 = strdup(argv[0]);
-	const char *prog = a0 ? basename(a0) : "qube-copy";
+	const char *slash = strrchr(argv[0], '/');
+	const char *prog = slash ? slash + 1 : argv[0];
 	bool move = false, quiet = false, stdio_mode = false;
 	const char *target = NULL;
 	bool need_target_arg = false;
@@ -478,10 +472,27 @@ int main(int argc, char **argv)
 	qfc_limits_default(&s.l);
 	s.l.max_entries = UINT64_MAX;
 	s.l.max_bytes = UINT64_MAX;
-	for (int i = optind; i < argc; i++) {
-		char *copy = strdup(argv[i]);
+	int code = run(&s, argc - optind, argv + optind, target, stdio_mode, move);
+	for (size_t i = 0; i < s.n; i++) {
+		free(s.items[i].src);
+		free(s.items[i].name);
+	}
+	free(s.items);
+	return code;
+}
+
+/* Walks FILES, sends them (to TARGET, or stdout when stdio_mode), reads the
+ * reply, and for a move deletes what was confirmed.  Returns the exit code. */
+static int run(struct sender *s, int nfiles, char **files, const char *target, bool stdio_mode,
+	       bool move)
+{
+	const char *prog = s->prog;
+	bool quiet = s->quiet;
+	for (int i = 0; i < nfiles; i++) {
+		char *copy = strdup(files[i]);
 		if (!copy)
 			return EXIT_FAILED;
+		int r = 0;
 		size_t len = strlen(copy);
 		while (len > 1 && copy[len - 1] == '/')
 			copy[--len] = 0;
@@ -489,23 +500,23 @@ int main(int argc, char **argv)
 		struct stat st;
 		/* a symlink named on the command line is sent as what it points
 		 * to; a move would delete the link, not what was sent: refused */
-		if (stat(argv[i], &st) < 0) {
-			fprintf(stderr, "%s: %s: %s\n", prog, argv[i], strerror(errno));
-			return EXIT_FAILED;
-		}
 		struct stat lst;
-		if (move && lstat(argv[i], &lst) == 0 && S_ISLNK(lst.st_mode)) {
+		if (stat(files[i], &st) < 0) {
+			fprintf(stderr, "%s: %s: %s\n", prog, files[i], strerror(errno));
+			r = -errno;
+		} else if (move && lstat(files[i], &lst) == 0 && S_ISLNK(lst.st_mode)) {
 			fprintf(stderr, "%s: %s: is a symlink; a move deletes what it sends: name the "
-				"file it points to\n", prog, argv[i]);
-			return EXIT_FAILED;
+				"file it points to\n", prog, files[i]);
+			r = -EINVAL;
+		} else if (strcmp(b, "/") == 0 || strcmp(b, ".") == 0 || strcmp(b, "..") == 0) {
+			fprintf(stderr, "%s: %s: name a file or directory, not '%s'\n", prog, files[i], b);
+			r = -EINVAL;
+		} else {
+			r = walk(s, files[i], b, &st, 1);
 		}
-		if (strcmp(b, "/") == 0 || strcmp(b, ".") == 0 || strcmp(b, "..") == 0) {
-			fprintf(stderr, "%s: %s: name a file or directory, not '%s'\n", prog, argv[i], b);
-			return EXIT_FAILED;
-		}
-		if (walk(&s, argv[i], b, &st, 1) < 0)
-			return EXIT_FAILED;
 		free(copy);
+		if (r < 0)
+			return EXIT_FAILED;
 	}
 
 	int out_fd = STDOUT_FILENO, in_fd = STDIN_FILENO;
@@ -548,15 +559,15 @@ int main(int argc, char **argv)
 		out_fd = to[1];
 		in_fd = from[0];
 	}
-	s.out_fd = out_fd;
-	s.progress = !quiet && isatty(STDERR_FILENO);
-	clock_gettime(CLOCK_MONOTONIC, &s.t0);
-	s.tlast = s.t0;
-	int sr = send_stream(&s);
+	s->out_fd = out_fd;
+	s->progress = !quiet && isatty(STDERR_FILENO);
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	s->tlast = s->t0;
+	int sr = send_stream(s);
 	close(out_fd);
-	show_progress(&s, true);
+	show_progress(s, true);
 	bool got_reply;
-	int rr = read_reply(&s, in_fd, &got_reply);
+	int rr = read_reply(s, in_fd, &got_reply);
 	close(in_fd);
 	int code = 0;
 	if (child > 0) {
@@ -585,8 +596,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: nothing deleted\n", prog);
 		return EXIT_FAILED;
 	}
-	if (move && delete_sent(&s) < 0)
+	if (move && delete_sent(s) < 0)
 		return EXIT_FAILED;
-	free(a0);
 	return 0;
 }

@@ -23,6 +23,17 @@
 #define BUF_SIZE (256u * 1024u)
 #define SPARSE_BLOCK 4096u
 
+/*
+ * A file's data as it arrives, in pieces of any size and alignment (see
+ * sink_feed()).
+ */
+struct sink {
+	int fd;
+	uint64_t pos, end; /* see write_data() */
+	size_t blen;
+	uint8_t blk[SPARSE_BLOCK];
+};
+
 struct unpacker {
 	int in_fd, root_fd;
 	struct qfc_limits l;
@@ -44,8 +55,10 @@ struct unpacker {
 	int parent_fd;
 	bool have_openat2;
 	bool have_tmpfile; /* O_TMPFILE and /proc/self/fd to link it */
+	mode_t umask;      /* the process's: files are created with their mode */
 	unsigned tmp_counter;
 	struct qfc_unpack_result *res;
+	struct sink sink;
 };
 
 static int fail(struct unpacker *u, int code, const char *fmt, ...)
@@ -277,6 +290,8 @@ static int write_all(int fd, const uint8_t *p, size_t n)
  * is short of the size, ftruncate makes the trailing hole). */
 static int write_data(int fd, const uint8_t *p, size_t n, uint64_t *pos, uint64_t *end)
 {
+	if (n == 0)
+		return 0;
 	size_t run = 0, i = 0; /* pending write: [run, i) */
 	int r;
 	while (i < n) {
@@ -311,11 +326,11 @@ static int write_data(int fd, const uint8_t *p, size_t n, uint64_t *pos, uint64_
  */
 #define QFC_TMP_PREFIX ".qube-incoming-\xe2\x9a\xa0-"
 
-static int open_tmp(struct unpacker *u, int pfd, char *tmpname, size_t len)
+static int open_tmp(struct unpacker *u, int pfd, mode_t mode, char *tmpname, size_t len)
 {
 	tmpname[0] = 0;
 	if (u->have_tmpfile) {
-		int fd = openat(pfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+		int fd = openat(pfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
 		if (fd >= 0)
 			return fd;
 		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
@@ -325,7 +340,7 @@ static int open_tmp(struct unpacker *u, int pfd, char *tmpname, size_t len)
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(tmpname, len, QFC_TMP_PREFIX "%u-%u", (unsigned)getpid(), u->tmp_counter++);
 		int fd = openat(pfd, tmpname, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-				0600);
+				mode);
 		if (fd >= 0)
 			return fd;
 		if (errno != EEXIST)
@@ -352,6 +367,49 @@ static int place(int fd, int pfd, const char *tmpname, const char *target)
 	return 0;
 }
 
+/*
+ * Whole blocks go to write_data() straight from the piece; a block split
+ * between pieces is gathered in blk first, so that holes are found wherever
+ * the stream happened to be cut into reads.
+ */
+static int sink_feed(struct sink *k, const uint8_t *p, size_t n)
+{
+	int r;
+	while (n) {
+		if (k->blen == 0 && n >= SPARSE_BLOCK) {
+			size_t whole = n - n % SPARSE_BLOCK;
+			if ((r = write_data(k->fd, p, whole, &k->pos, &k->end)) < 0)
+				return r;
+			p += whole;
+			n -= whole;
+			continue;
+		}
+		size_t c = SPARSE_BLOCK - k->blen < n ? SPARSE_BLOCK - k->blen : n;
+		memcpy(k->blk + k->blen, p, c);
+		k->blen += c;
+		p += c;
+		n -= c;
+		if (k->blen == SPARSE_BLOCK) {
+			if ((r = write_data(k->fd, k->blk, SPARSE_BLOCK, &k->pos, &k->end)) < 0)
+				return r;
+			k->blen = 0;
+		}
+	}
+	return 0;
+}
+
+/* The last, partial block; then the size (a trailing hole). */
+static int sink_finish(struct sink *k, uint64_t size)
+{
+	int r = write_data(k->fd, k->blk, k->blen, &k->pos, &k->end);
+	k->blen = 0;
+	if (r < 0)
+		return r;
+	if (k->end < size && ftruncate(k->fd, (off_t)size) < 0)
+		return -errno;
+	return 0;
+}
+
 static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *name,
 		     const char *rp, bool top)
 {
@@ -359,13 +417,20 @@ static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *
 	int pfd = parent_of(u, rp, &base);
 	if (pfd < 0)
 		return fail(u, pfd, "file '%s': cannot open its directory: %s", name, strerror(-pfd));
+	/* created with its final mode (setuid, setgid and sticky masked off);
+	 * fchmod only where the umask took bits away */
+	mode_t mode = (mode_t)(e->mode & 0777);
 	char tmpname[64];
-	int fd = open_tmp(u, pfd, tmpname, sizeof(tmpname));
+	int fd = open_tmp(u, pfd, mode, tmpname, sizeof(tmpname));
 	if (fd < 0)
 		return fail(u, fd, "file '%s': cannot create: %s", name, strerror(-fd));
 	int r = 0;
 	uint32_t dcrc = 0;
-	uint64_t left = e->size, pos = 0, end = 0;
+	uint64_t left = e->size;
+	struct sink *k = &u->sink;
+	k->fd = fd;
+	k->pos = k->end = 0;
+	k->blen = 0;
 	while (left) {
 		if (u->pos == u->len) {
 			r = fill(u);
@@ -380,28 +445,22 @@ static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *
 				goto err_close;
 			}
 		}
-		size_t k = u->len - u->pos;
-		if (k > left)
-			k = (size_t)left;
+		size_t n = u->len - u->pos;
+		if (n > left)
+			n = (size_t)left;
 		const uint8_t *p = u->buf + u->pos;
-		dcrc = qfc_crc32c(dcrc, p, k);
-		u->crc = qfc_crc32c(u->crc, p, k);
-		r = write_data(fd, p, k, &pos, &end);
-		if (r < 0) {
-			fail(u, r, "file '%s': writing at byte %" PRIu64 ": %s%s", name, pos,
-			     strerror(-r), r == -ENOSPC || r == -EDQUOT ? " (stopped; no partial file is "
-									 "left under its name)" : "");
-			goto err_close;
-		}
-		u->pos += k;
-		u->offset += k;
-		left -= k;
+		dcrc = qfc_crc32c(dcrc, p, n);
+		u->crc = qfc_crc32c(u->crc, p, n);
+		r = sink_feed(k, p, n);
+		if (r < 0)
+			goto err_write;
+		u->pos += n;
+		u->offset += n;
+		left -= n;
 	}
-	if (end < e->size && ftruncate(fd, (off_t)e->size) < 0) {
-		r = -errno;
-		fail(u, r, "file '%s': setting its size: %s", name, strerror(-r));
-		goto err_close;
-	}
+	r = sink_finish(k, e->size);
+	if (r < 0)
+		goto err_write;
 	uint8_t cb[4];
 	r = take(u, cb, 4);
 	if (r < 0) {
@@ -417,7 +476,7 @@ static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *
 	}
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
 				  { .tv_sec = (time_t)e->mtime_sec, .tv_nsec = e->mtime_nsec } };
-	if (fchmod(fd, e->mode & 0777) < 0 || futimens(fd, ts) < 0) {
+	if (((mode & u->umask) && fchmod(fd, mode) < 0) || futimens(fd, ts) < 0) {
 		r = -errno;
 		fail(u, r, "file '%s': setting mode/mtime: %s", name, strerror(-r));
 		goto err_close;
@@ -454,6 +513,10 @@ static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *
 	close(fd);
 	return 0;
 
+err_write:
+	fail(u, r, "file '%s': writing at byte %" PRIu64 ": %s%s", name, k->pos, strerror(-r),
+	     r == -ENOSPC || r == -EDQUOT ? " (stopped; no partial file is left under its name)" :
+					    "");
 err_close:
 	if (tmpname[0])
 		unlinkat(pfd, tmpname, 0);
@@ -676,6 +739,8 @@ int qfc_unpack(int in_fd, int root_fd, const struct qfc_limits *limits, unsigned
 	 * needs a capability on older kernels): without /proc, hidden names */
 	struct stat st;
 	u.have_tmpfile = !(flags & QFC_UNPACK_NO_TMPFILE) && stat("/proc/self/fd", &st) == 0;
+	u.umask = umask(0);
+	umask(u.umask);
 	u.buf = malloc(BUF_SIZE);
 	if (!u.buf) {
 		snprintf(res->msg, sizeof(res->msg), "out of memory");

@@ -39,6 +39,25 @@ check "fallbacks: identical" python3 "$HERE/compare-tree.py" "$T/src/tree" "$T/i
 check "fallbacks: no hidden temporary file left" test -z "$(find "$T/in2" -name '.qube-incoming-*')"
 rm -rf "$T/in2"
 
+# the recorded stream fed in pieces of odd sizes (as a relay may cut it):
+# the same tree, holes included
+(cd "$T/src" && "$QFC_SEND" --stdio tree </dev/null >"$T/tree.stream" 2>/dev/null) || true
+new_incoming "$T/in3"
+rc=0
+python3 -c '
+import os, sys
+data, off, sizes = open(sys.argv[1], "rb").read(), 0, [4099, 1, 65537, 17, 8191, 300000]
+i = 0
+while off < len(data):
+    n = sizes[i % len(sizes)]; i += 1
+    os.write(1, data[off:off + n]); off += n
+' "$T/tree.stream" | QUBE_REMOTE=work "$QFC_RECEIVE" "${RECV_ARGS[@]}" --incoming "$T/in3" \
+	>/dev/null 2>"$T/recv.err" || rc=$?
+check "stream in odd-sized pieces: accepted ($rc)" test "$rc" = 0
+check "stream in odd-sized pieces: identical, sparse file still sparse" \
+	python3 "$HERE/compare-tree.py" "$T/src/tree" "$T/in3/work/tree"
+rm -rf "$T/in3"
+
 # the same tree again: never overwritten, the new one gets a suffix
 echo changed > "$T/src/tree/f-0"
 pair -C "$T/src" work "$T/in" -- tree
