@@ -115,8 +115,11 @@ bool qpol_system_has_domain(const struct qpol_system *system, const char *name);
  * @adminvm and uuid: of dom0; NAME for NAME or uuid:UUID; "@dispvm:NAME"
  * for @dispvm:NAME or @dispvm:uuid:UUID (a new disposable of NAME).
  * Returns 0 and a malloc'd name in *ret_name; -ENOENT when TARGET names no
- * qube of SYSTEM, or @dispvm: names no disposable template; -EINVAL for
- * any other text (@dispvm alone, @default, ...); -ENOMEM.
+ * qube of SYSTEM; -EINVAL for any other text (@dispvm alone, @default,
+ * ...); -ENOMEM.  Whether NAME may serve as a disposable template is for
+ * whoever creates the disposable to check: as in Qubes, an "allow" of
+ * @dispvm goes to the caller's default_dispvm whether or not that has
+ * template_for_dispvms.
  */
 int qpol_system_resolve_target(const struct qpol_system *system, const char *target,
 			       char **ret_name);

@@ -472,8 +472,11 @@ int qpol_system_resolve_target(const struct qpol_system *system, const char *tar
 	if (qpol_is_dom0(target)) {
 		name = strdup("dom0");
 	} else if (strncmp(target, "@dispvm:", 8) == 0) {
+		/* whether X may serve as a disposable template is checked by
+		 * whoever creates the disposable (the policy lets @dispvm
+		 * through a default_dispvm that is none, as Qubes does) */
 		d = qpol_system_lookup(system, target + 8);
-		if (!d || !d->template_for_dispvms)
+		if (!d)
 			return -ENOENT;
 		if (asprintf(&name, "@dispvm:%s", d->name) < 0)
 			return -ENOMEM;

@@ -321,6 +321,8 @@ static void test_system_uuid_internal(void **state)
 		{ "uuid:00000000-0000-0000-0000-000000000000", "dom0" },
 		{ "@dispvm:dvm", "@dispvm:dvm" },
 		{ "@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e06", "@dispvm:dvm" },
+		/* not a template: for the disposable's creator to refuse */
+		{ "@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01", "@dispvm:work" },
 	};
 	for (size_t i = 0; i < sizeof(resolved) / sizeof(resolved[0]); i++) {
 		assert_int_equal(qpol_system_resolve_target(sys, resolved[i][0], &name), 0);
@@ -330,8 +332,8 @@ static void test_system_uuid_internal(void **state)
 	}
 	static const char *const unknown[] = {
 		"nosuch", "uuid:6F1C2E0A-4A1B-4C2D-9E3F-0A1B2C3D4E01",
-		"uuid:11111111-2222-3333-4444-555555555555", "@dispvm:work", "@dispvm:nosuch",
-		"@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01", "@dispvm:dom0",
+		"uuid:11111111-2222-3333-4444-555555555555", "@dispvm:nosuch",
+		"@dispvm:uuid:6F1C2E0A-4A1B-4C2D-9E3F-0A1B2C3D4E01",
 	};
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
 		assert_int_equal(qpol_system_resolve_target(sys, unknown[i], &name), -ENOENT);
@@ -605,7 +607,23 @@ static void test_request_names_follow_qname(void **state)
 	static const char *const bad_targets[] = {
 		"a/b", "-x", "1abc", "vault ", "@dispvm:", "@dispvm:@tag:x", "@anyvm",
 		"abcdefghijabcdefghijabcdefghijab", /* 32 bytes */
+		/* uuid: takes exactly the 8-4-4-4-12 hex form */
+		"uuid:", "uuid:x", "uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e0",
+		"uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e011", "uuid:6f1c2e0a4a1b-4c2d-9e3f-0a1b2c3d4e011",
+		"uuid:6f1c2e0g-4a1b-4c2d-9e3f-0a1b2c3d4e01", "uuid:{6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01}",
+		"UUID:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01", "@dispvm:uuid:6f1c2e0a",
+		"@dispvm:uuid:", "@adminvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01",
 	};
+	static const char *const good_targets[] = {
+		"uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01", "uuid:6F1C2E0A-4A1B-4C2D-9E3F-0A1B2C3D4E01",
+		"uuid:00000000-0000-0000-0000-000000000000",
+		"@dispvm:uuid:6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01", "@dispvm:dvm", "dom0",
+	};
+	for (size_t i = 0; i < sizeof(good_targets) / sizeof(good_targets[0]); i++)
+		assert_true(qname_target_is_valid(good_targets[i]));
+	assert_true(qname_uuid_is_valid("6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e01"));
+	assert_false(qname_uuid_is_valid("6f1c2e0a-4a1b-4c2d-9e3f-0a1b2c3d4e0"));
+	assert_false(qname_uuid_is_valid(NULL));
 
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
