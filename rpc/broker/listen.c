@@ -120,8 +120,10 @@ void mon_listeners_rescan(struct monitor *m)
 			continue;
 		if (strcmp(de->d_name, BK_ADMIN_QUBE) == 0) {
 			/* the host is not a qube: nothing may call as dom0 */
-			bk_log_source(BK_ADMIN_QUBE, "%s/%s: the admin qube's name; not a qube, no "
-				      "socket created", m->cfg->qubes_dir, de->d_name);
+			if (!m->admin_dir_logged)
+				bk_log("%s/%s: the admin qube's name; not a qube, no socket created",
+				       m->cfg->qubes_dir, de->d_name);
+			m->admin_dir_logged = true;
 			continue;
 		}
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||

@@ -202,10 +202,12 @@ void mon_call_fail(struct monitor *m, struct mon_call *c, enum qrpc_call_status 
 /* Opens QUBES_DIR/TARGET/vsock as an O_PATH fd without following a
  * symlink anywhere below QUBES_DIR (a qube directory or socket that is a
  * symlink would route a call meant for TARGET into another qube), and
- * checks that it is a socket owned by root or by the broker's own user
- * (qube-vsockd runs as root, started by qubed; the tests run everything as
- * one user).  0 and *ret_fd; -ENOENT when there is none (not running);
- * -ELOOP for a symlink, -EPERM for a wrong type or owner. */
+ * checks that it belongs there: a socket with one link (a hard link of
+ * another qube's socket would be the same detour), owned by root or by
+ * the broker's own user (qube-vsockd runs as root, started by qubed; the
+ * tests run everything as one user).  0 and *ret_fd; -ENOENT when there
+ * is none (not running); -ELOOP for a symlink, -EPERM for a wrong type,
+ * owner or link count. */
 static int open_target_socket(struct monitor *m, const char *target, int *ret_fd)
 {
 	struct stat st;
@@ -237,7 +239,8 @@ static int open_target_socket(struct monitor *m, const char *target, int *ret_fd
 		r = -ELOOP;
 		goto err_close;
 	}
-	if (!S_ISSOCK(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid())) {
+	if (!S_ISSOCK(st.st_mode) || st.st_nlink != 1 ||
+	    (st.st_uid != 0 && st.st_uid != geteuid())) {
 		r = -EPERM;
 		goto err_close;
 	}
@@ -438,7 +441,8 @@ void mon_call_try_connect(struct monitor *m, struct mon_call *c)
 		mon_set_reason(c, "target %s: %s/%s/vsock is %s; refusing to connect", c->target,
 			       m->cfg->qubes_dir, c->target,
 			       r == -ELOOP ? "or goes through a symlink"
-					   : "not a socket owned by root or the broker's user");
+					   : "not a socket of its own (one link) owned by root or "
+					     "the broker's user");
 	else if (strcmp(c->target, BK_ADMIN_QUBE) == 0)
 		mon_set_reason(c, "the host service runner at %s is not running (%s)",
 			       m->cfg->adminvm_socket, strerror(-r));
@@ -545,6 +549,9 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 					       m->cfg->max_asks_per_qube, c->source);
 			else if (r == -ENOBUFS)
 				mon_set_reason(c, "ask: the prompt program is not reading its questions");
+			else if (r == -E2BIG)
+				mon_set_reason(c, "ask: the question would be longer than %u bytes (%zu "
+						  "targets offered)", BK_ASK_LINE_MAX, d.n_targets);
 			else
 				mon_set_reason(c, "ask: %s", strerror(-r));
 			mon_call_fail(m, c, QRPC_CALL_REFUSED);

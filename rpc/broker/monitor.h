@@ -171,6 +171,7 @@ struct monitor {
 	uint64_t accept_resume_at;
 	unsigned accept_backoff_ms;
 	bool fd_episode;
+	bool admin_dir_logged; /* QUBES_DIR/dom0 exists: logged once */
 	bool quit;
 	int exit_status;
 };

@@ -17,10 +17,22 @@
  *   noeof      OK, HELLO, then EXIT 0 without the stream EOFs
  *   closes     OK, HELLO, then closes without an exit code
  *   badexit    OK, HELLO, EOFs, then EXIT 300
+ *   bigok      answers "OK 4294967296" (ten digits, above 2^32-1)
+ *
+ * and one well-behaved but strict mode:
+ *
+ *   hellolate  OK, then waits for the broker's HELLO and for 500 ms more
+ *              before sending its own HELLO; if anything but that HELLO
+ *              arrived meanwhile (docs/protocol.md: nothing but HELLO before
+ *              the peer's HELLO) it says so on stderr and closes (the call
+ *              fails); otherwise it serves the call: EOFs and EXIT 0, and
+ *              prints "hellolate: nothing but HELLO before ours"
  *
  * Serves connections one after the other until killed.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +52,63 @@ static void text(const char *s)
 	out_len += strlen(s);
 }
 
+/* Reads exactly LEN bytes; false on EOF or error. */
+static bool read_full(int fd, uint8_t *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = read(fd, buf, len);
+
+		if (n <= 0)
+			return false;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static void hello_late(int fd)
+{
+	uint8_t in[QRPC_HEADER_SIZE + 512];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint32_t len;
+
+	text("OK 1073741824\n");
+	if (send(fd, out, out_len, MSG_NOSIGNAL) < 0)
+		return;
+	/* the broker's HELLO: a header and {version_min, version_max} */
+	if (!read_full(fd, in, QRPC_HEADER_SIZE + 8) || in[0] != QRPC_MSG_HELLO) {
+		fprintf(stderr, "hellolate: the broker's first message is not HELLO\n");
+		return;
+	}
+	if (poll(&p, 1, 500) != 0) {
+		fprintf(stderr, "hellolate: SERVICE_START (or more) before our HELLO: closing\n");
+		return;
+	}
+	out_len = 0;
+	hello();
+	if (send(fd, out, out_len, MSG_NOSIGNAL) < 0 || !read_full(fd, in, QRPC_HEADER_SIZE))
+		return;
+	len = (uint32_t)in[4] | (uint32_t)in[5] << 8 | (uint32_t)in[6] << 16 | (uint32_t)in[7] << 24;
+	if ((in[0] != QRPC_MSG_SERVICE_START && in[0] != QRPC_MSG_SERVICE_START_AS) ||
+	    len > sizeof(in) - QRPC_HEADER_SIZE || !read_full(fd, in + QRPC_HEADER_SIZE, len)) {
+		fprintf(stderr, "hellolate: no SERVICE_START after the HELLOs\n");
+		return;
+	}
+	fprintf(stderr, "hellolate: nothing but HELLO before ours\n");
+	out_len = 0;
+	header(QRPC_MSG_EOF, 4);
+	put32(QRPC_STREAM_STDOUT);
+	header(QRPC_MSG_EOF, 4);
+	put32(QRPC_STREAM_STDERR);
+	header(QRPC_MSG_EXIT, 4);
+	put32(0);
+	if (send(fd, out, out_len, MSG_NOSIGNAL) < 0)
+		return;
+	/* until the broker closes */
+	while (read(fd, in, sizeof(in)) > 0)
+		;
+}
+
 static void serve(int fd, const char *mode)
 {
 	char c;
@@ -48,10 +117,17 @@ static void serve(int fd, const char *mode)
 	while (read(fd, &c, 1) == 1 && c != '\n')
 		;
 	out_len = 0;
+	if (strcmp(mode, "hellolate") == 0) {
+		hello_late(fd);
+		close(fd);
+		return;
+	}
 	if (strcmp(mode, "badok") == 0) {
 		text("NO\n");
 	} else if (strcmp(mode, "longok") == 0) {
 		text("OK 1234567890123456789012345678901234567890\n");
+	} else if (strcmp(mode, "bigok") == 0) {
+		text("OK 4294967296\n");
 	} else if (strcmp(mode, "nook") == 0) {
 		/* nothing */
 	} else {

@@ -50,6 +50,10 @@ expect_fail 1 "$T/vsock.map:3: CID 5 given twice" "${base[@]}" --vsock-map "$T/v
 printf '5 work\n6 work\n' > "$T/vsock.map"
 : > "$T/log"
 expect_fail 1 "$T/vsock.map:2: qube work given twice" "${base[@]}" --vsock-map "$T/vsock.map" --log "$T/log"
+# the host is not a qube: no CID may be called dom0 (issue 9)
+printf '5 work\n6 dom0\n' > "$T/vsock.map"
+: > "$T/log"
+expect_fail 1 "$T/vsock.map:2: dom0 is the admin qube (the host), not a qube with a CID" "${base[@]}" --vsock-map "$T/vsock.map" --log "$T/log"
 printf ' -5 work\n' > "$T/vsock.map"
 : > "$T/log"
 expect_fail 1 "$T/vsock.map:1: expected \"CID NAME\"" "${base[@]}" --vsock-map "$T/vsock.map" --log "$T/log"

@@ -7,7 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 : "${RPC_EVIL_AGENT:?}"
 
-modes=(badok longok nook silent garbage wrongdir early huge noeof closes badexit)
+modes=(badok longok bigok nook silent garbage wrongdir early huge noeof closes badexit)
 write_system_info work personal "${modes[@]}"
 write_services
 mkdir -p "$T/policy"
