@@ -346,17 +346,27 @@ static void reply_stats(struct ctl_conn *c)
 	size_t cap = sizeof(st->samples_ns) / sizeof(st->samples_ns[0]);
 	size_t n = st->n_samples < cap ? st->n_samples : cap;
 	uint64_t *s = malloc((n ? n : 1) * sizeof(*s));
-	if (!s) {
+	uint64_t *cs = malloc((n ? n : 1) * sizeof(*cs));
+	if (!s || !cs) {
+		free(s);
+		free(cs);
 		replyf(c, "ERROR out of memory\n");
 		return;
 	}
 	memcpy(s, st->samples_ns, n * sizeof(*s));
 	qsort(s, n, sizeof(*s), cmp_u64);
+	memcpy(cs, st->cpu_samples_ns, n * sizeof(*cs));
+	qsort(cs, n, sizeof(*cs), cmp_u64);
 	double mean = st->frames ? (double)st->sum_ns / (double)st->frames / 1000.0 : 0;
+	double cpu_mean = st->frames ? (double)st->cpu_sum_ns / (double)st->frames / 1000.0 : 0;
 	double p50 = n ? (double)s[n / 2] / 1000.0 : 0;
 	double p99 = n ? (double)s[(n * 99) / 100] / 1000.0 : 0;
-	replyf(c, "OK frames=%llu mean_us=%.1f p50_us=%.1f p99_us=%.1f max_us=%.1f\n",
-	       (unsigned long long)st->frames, mean, p50, p99, (double)st->max_ns / 1000.0);
+	double cpu_p50 = n ? (double)cs[n / 2] / 1000.0 : 0;
+	replyf(c, "OK frames=%llu mean_us=%.1f p50_us=%.1f p99_us=%.1f max_us=%.1f "
+	       "cpu_mean_us=%.1f cpu_p50_us=%.1f\n",
+	       (unsigned long long)st->frames, mean, p50, p99, (double)st->max_ns / 1000.0,
+	       cpu_mean, cpu_p50);
+	free(cs);
 	free(s);
 }
 

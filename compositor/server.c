@@ -341,14 +341,19 @@ static void output_handle_frame(struct wl_listener *l, void *data)
 	struct qc_output *o = wl_container_of(l, o, frame);
 	struct qc_server *server = o->server;
 	qc_views_update_all(server);
-	uint64_t ns = qc_compat_output_frame(server->scene, o->output, server->opt.bench_full_damage);
+	uint64_t cpu_ns = 0;
+	uint64_t ns = qc_compat_output_frame(server->scene, o->output, server->opt.bench_full_damage,
+					     &cpu_ns);
 	if (ns) {
 		struct qc_stats *st = &server->stats;
+		size_t i = st->n_samples++ % (sizeof(st->samples_ns) / sizeof(st->samples_ns[0]));
 		st->frames++;
 		st->sum_ns += ns;
+		st->cpu_sum_ns += cpu_ns;
 		if (ns > st->max_ns)
 			st->max_ns = ns;
-		st->samples_ns[st->n_samples++ % (sizeof(st->samples_ns) / sizeof(st->samples_ns[0]))] = ns;
+		st->samples_ns[i] = ns;
+		st->cpu_samples_ns[i] = cpu_ns;
 	}
 }
 

@@ -64,7 +64,12 @@ enum qc_view_kind { QC_VIEW_TOPLEVEL, QC_VIEW_POPUP };
 
 struct qc_frame {
 	struct wlr_scene_node *tree;
-	struct wlr_scene_rect *side[4]; /* top bar, bottom, left, right */
+	/* top bar (only where no title image is drawn), bottom, left, right:
+	 * opaque images of the label colour, made again when their size
+	 * changes (the 0.15 pixman renderer allocates and fills an image for
+	 * a wlr_scene_rect on every frame) */
+	struct wlr_scene_node *side[4];
+	int side_w[4], side_h[4];
 	struct wlr_scene_node *title_node; /* text buffer node, or NULL */
 	char *title_drawn;                 /* what title_node shows */
 	int drawn_w;
@@ -121,8 +126,8 @@ struct qc_output {
 
 struct qc_stats {
 	uint64_t frames;
-	uint64_t sum_ns, max_ns;
-	uint64_t samples_ns[4096];
+	uint64_t sum_ns, max_ns, cpu_sum_ns;
+	uint64_t samples_ns[4096], cpu_samples_ns[4096];
 	size_t n_samples;
 };
 

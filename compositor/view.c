@@ -16,14 +16,6 @@
 #include "server.h"
 #include "qc-sanitize.h"
 
-static void color_of(uint32_t rgb, float out[4])
-{
-	out[0] = (float)((rgb >> 16) & 0xff) / 255.0f;
-	out[1] = (float)((rgb >> 8) & 0xff) / 255.0f;
-	out[2] = (float)(rgb & 0xff) / 255.0f;
-	out[3] = 1.0f;
-}
-
 /* Text colour on a label: black on the light labels, white otherwise. */
 static uint32_t text_on(uint32_t rgb)
 {
@@ -126,12 +118,39 @@ static void frame_destroy_title(struct qc_frame *f)
 
 static void frame_create(struct qc_view *v)
 {
-	float col[4];
-	color_of(v->qube ? v->qube->rgb : 0, col);
 	v->frame.tree = qc_compat_tree_new(v->tree);
-	for (int i = 0; i < 4; i++)
-		v->frame.side[i] = qc_compat_rect_new(v->frame.tree, 1, 1, col);
 	wlr_scene_node_set_enabled(v->frame.tree, v->server->borders);
+}
+
+/* Places side I of the frame at X,Y with size W x H (nothing when empty),
+ * drawing it again only when its size changed. */
+static void frame_side(struct qc_view *v, int i, int x, int y, int w, int h)
+{
+	struct qc_frame *f = &v->frame;
+	if (w <= 0 || h <= 0) {
+		if (f->side[i])
+			wlr_scene_node_destroy(f->side[i]);
+		f->side[i] = NULL;
+		f->side_w[i] = f->side_h[i] = 0;
+		return;
+	}
+	if (!f->side[i] || f->side_w[i] != w || f->side_h[i] != h) {
+		uint32_t *px = malloc((size_t)w * (size_t)h * 4);
+		if (!px)
+			return; /* the old side stays until memory allows */
+		for (size_t k = 0; k < (size_t)w * (size_t)h; k++)
+			px[k] = 0xff000000u | v->qube->rgb;
+		struct wlr_scene_node *n = qc_compat_image_node_new(f->tree, px, w, h);
+		free(px);
+		if (!n)
+			return;
+		if (f->side[i])
+			wlr_scene_node_destroy(f->side[i]);
+		f->side[i] = n;
+		f->side_w[i] = w;
+		f->side_h[i] = h;
+	}
+	wlr_scene_node_set_position(f->side[i], x, y);
 }
 
 /* Lays out the frame around a content box of CW x CH. */
@@ -139,16 +158,13 @@ static void frame_layout(struct qc_view *v, int cw, int ch)
 {
 	struct qc_frame *f = &v->frame;
 	int top = frame_top(v), fw = cw + 2 * QC_BORDER, fh = ch + top + QC_BORDER;
-	wlr_scene_rect_set_size(f->side[0], fw, top);
-	wlr_scene_node_set_position(qc_compat_rect_node(f->side[0]), 0, 0);
-	wlr_scene_rect_set_size(f->side[1], fw, QC_BORDER);
-	wlr_scene_node_set_position(qc_compat_rect_node(f->side[1]), 0, fh - QC_BORDER);
-	wlr_scene_rect_set_size(f->side[2], QC_BORDER, ch);
-	wlr_scene_node_set_position(qc_compat_rect_node(f->side[2]), 0, top);
-	wlr_scene_rect_set_size(f->side[3], QC_BORDER, ch);
-	wlr_scene_node_set_position(qc_compat_rect_node(f->side[3]), fw - QC_BORDER, top);
-	if (v->kind != QC_VIEW_TOPLEVEL)
+	frame_side(v, 1, 0, fh - QC_BORDER, fw, QC_BORDER);
+	frame_side(v, 2, 0, top, QC_BORDER, ch);
+	frame_side(v, 3, fw - QC_BORDER, top, QC_BORDER, ch);
+	if (v->kind != QC_VIEW_TOPLEVEL) {
+		frame_side(v, 0, 0, 0, fw, top);
 		return;
+	}
 	/* The title bar is one opaque image of the whole bar (label colour,
 	 * the text inset by the border and 2 px), in place of the top rect:
 	 * one drawing operation fewer per window. */
@@ -164,7 +180,8 @@ static void frame_layout(struct qc_view *v, int cw, int ch)
 			f->drawn_w = fw;
 		}
 	}
-	wlr_scene_node_set_enabled(qc_compat_rect_node(f->side[0]), f->title_node == NULL);
+	/* the plain bar only where no title image could be drawn */
+	frame_side(v, 0, 0, 0, f->title_node ? 0 : fw, top);
 }
 
 void qc_views_update_all(struct qc_server *server)

@@ -62,17 +62,6 @@ struct wlr_scene_node *qc_compat_tree_new(struct wlr_scene_node *parent)
 	return t ? &t->node : NULL;
 }
 
-struct wlr_scene_rect *qc_compat_rect_new(struct wlr_scene_node *parent, int w, int h,
-					  const float color[static 4])
-{
-	return wlr_scene_rect_create(parent, w, h, color);
-}
-
-struct wlr_scene_node *qc_compat_rect_node(struct wlr_scene_rect *rect)
-{
-	return &rect->node;
-}
-
 struct wlr_scene_node *qc_compat_surface_tree_new(struct wlr_scene_node *parent,
 						  struct wlr_surface *surface)
 {
@@ -170,24 +159,32 @@ bool qc_compat_output_init(struct qc_compat_backend *be, struct wlr_output *outp
 	return wlr_output_commit(output);
 }
 
+static int64_t ts_diff_ns(const struct timespec *a, const struct timespec *b)
+{
+	return (int64_t)(b->tv_sec - a->tv_sec) * 1000000000 + (b->tv_nsec - a->tv_nsec);
+}
+
 uint64_t qc_compat_output_frame(struct wlr_scene *scene, struct wlr_output *output,
-				bool full_damage)
+				bool full_damage, uint64_t *ret_cpu_ns)
 {
 	struct wlr_scene_output *so = wlr_scene_get_scene_output(scene, output);
 	if (!so)
 		return 0;
 	if (full_damage)
 		wlr_output_damage_add_whole(so->damage);
-	struct timespec a, b;
+	struct timespec a, b, ca, cb;
 	clock_gettime(CLOCK_MONOTONIC, &a);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ca);
 	bool done = wlr_scene_output_commit(so);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cb);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	wlr_scene_output_send_frame_done(so, &now);
 	if (!done)
 		return 0;
-	int64_t ns = (int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
+	int64_t ns = ts_diff_ns(&a, &b), cpu = ts_diff_ns(&ca, &cb);
+	*ret_cpu_ns = cpu > 0 ? (uint64_t)cpu : 1;
 	return ns > 0 ? (uint64_t)ns : 1;
 }
 

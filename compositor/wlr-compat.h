@@ -50,9 +50,6 @@ int qc_compat_backend_init(struct qc_compat_backend *be, struct wl_display *disp
 struct wlr_scene_node *qc_compat_scene_root(struct wlr_scene *scene);
 void qc_compat_scene_destroy(struct wlr_scene *scene);
 struct wlr_scene_node *qc_compat_tree_new(struct wlr_scene_node *parent);
-struct wlr_scene_rect *qc_compat_rect_new(struct wlr_scene_node *parent, int w, int h,
-					  const float color[static 4]);
-struct wlr_scene_node *qc_compat_rect_node(struct wlr_scene_rect *rect);
 struct wlr_scene_node *qc_compat_surface_tree_new(struct wlr_scene_node *parent,
 						  struct wlr_surface *surface);
 /* An opaque XRGB8888 image (stride = 4 * w) shown as a scene node;
@@ -69,10 +66,11 @@ struct wlr_surface *qc_compat_surface_at(struct wlr_scene_node *root, double lx,
 void qc_compat_layout_box(struct wlr_output_layout *layout, struct wlr_box *ret_box);
 bool qc_compat_output_init(struct qc_compat_backend *be, struct wlr_output *output);
 /* Renders SCENE on OUTPUT (FULL_DAMAGE: repaint everything, for the
- * benchmark); returns the render+commit time in ns, or 0 if nothing was
- * committed. */
+ * benchmark); returns the render+commit wall time in ns and sets
+ * *RET_CPU_NS to the CPU time this thread spent on it, or returns 0 if
+ * nothing was committed. */
 uint64_t qc_compat_output_frame(struct wlr_scene *scene, struct wlr_output *output,
-				bool full_damage);
+				bool full_damage, uint64_t *ret_cpu_ns);
 
 /* Input */
 struct wlr_keyboard *qc_compat_keyboard(struct wlr_input_device *device);
