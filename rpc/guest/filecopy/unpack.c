@@ -57,6 +57,8 @@ struct unpacker {
 	bool have_tmpfile; /* O_TMPFILE and /proc/self/fd to link it */
 	mode_t umask;      /* the process's: files are created with their mode */
 	unsigned tmp_counter;
+	uint64_t collisions; /* see MAX_COLLISIONS */
+	uint64_t renames;    /* top-level entries stored under another name */
 	struct qfc_unpack_result *res;
 	struct sink sink;
 };
@@ -230,6 +232,26 @@ static int suffixed(const char *name, unsigned i, const struct qfc_limits *l, ch
 }
 
 #define MAX_SUFFIX 10000u
+/* Names tried and found taken, over a whole transfer: a stream repeating
+ * one top-level name would otherwise cost a number of tries that grows
+ * with the square of its length. */
+#define MAX_COLLISIONS 100000u
+
+/* Reports a top-level entry stored under another name: the first few by
+ * name, then only their number (qfc_unpack()). */
+#define RENAMES_LOGGED 20u
+
+static void note_rename(struct unpacker *u, const char *name, const char *stored)
+{
+	if (u->log && ++u->renames <= RENAMES_LOGGED)
+		fprintf(u->log, "qube.Filecopy: '%s' exists, stored as '%s'\n", name, stored);
+}
+
+/* Counts one taken name; false when the transfer has used up its tries. */
+static bool may_try_again(struct unpacker *u)
+{
+	return ++u->collisions <= MAX_COLLISIONS;
+}
 
 /* ---- entries ---- */
 
@@ -497,9 +519,8 @@ static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *
 		if (r == 0) {
 			if (top) {
 				snprintf(u->top_real, sizeof(u->top_real), "%s", cand);
-				if (i > 0 && u->log)
-					fprintf(u->log, "qube.Filecopy: '%s' exists, stored as '%s'\n",
-						name, cand);
+				if (i > 0)
+					note_rename(u, name, cand);
 			}
 			tmpname[0] = 0;
 			break;
@@ -507,6 +528,11 @@ static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *
 		if (r != -EEXIST || !top) {
 			fail(u, r, "file '%s': %s", name,
 			     r == -EEXIST ? "exists already in this transfer (refused)" : strerror(-r));
+			goto err_close;
+		}
+		if (!may_try_again(u)) {
+			r = fail(u, -EEXIST, "file '%s': more than %u names found taken in this transfer: "
+				 "refused", name, MAX_COLLISIONS);
 			goto err_close;
 		}
 	}
@@ -542,9 +568,8 @@ static int recv_dir(struct unpacker *u, const char *name, const char *rp, bool t
 			u->dirs++;
 			if (top) {
 				snprintf(u->top_real, sizeof(u->top_real), "%s", cand);
-				if (i > 0 && u->log)
-					fprintf(u->log, "qube.Filecopy: '%s' exists, stored as '%s'\n",
-						name, cand);
+				if (i > 0)
+					note_rename(u, name, cand);
 			}
 			return 0;
 		}
@@ -552,6 +577,9 @@ static int recv_dir(struct unpacker *u, const char *name, const char *rp, bool t
 		if (e != EEXIST || !top)
 			return fail(u, -e, "directory '%s': %s", name,
 				    e == EEXIST ? "exists already in this transfer (refused)" : strerror(e));
+		if (!may_try_again(u))
+			return fail(u, -EEXIST, "directory '%s': more than %u names found taken in this "
+				    "transfer: refused", name, MAX_COLLISIONS);
 	}
 }
 
@@ -747,6 +775,9 @@ int qfc_unpack(int in_fd, int root_fd, const struct qfc_limits *limits, unsigned
 		return res->status = -ENOMEM;
 	}
 	int r = unpack_stream(&u);
+	if (u.log && u.renames > RENAMES_LOGGED)
+		fprintf(u.log, "qube.Filecopy: %" PRIu64 " more entries stored under a new name\n",
+			u.renames - RENAMES_LOGGED);
 	forget_parent(&u);
 	free(u.buf);
 	res->status = r;

@@ -4,9 +4,11 @@
   fuzz/corpus-names   32 header bytes, a path, NUL, a symlink target
                       (fuzz-names.c): the rows of tests/vectors.txt and
                       every header type with good and bad fields
-  fuzz/corpus-stream  whole streams (fuzz-stream.c): small valid trees
-                      (files, directories, symlinks, directory ends, a name
-                      twice, Unicode names), and the same with one lie each
+  fuzz/corpus-stream  a control byte and a whole stream (fuzz-stream.c):
+                      small valid trees (files, directories, symlinks,
+                      directory ends, a name twice, Unicode names) with
+                      control 1 (checksums fixed up), 3 and 7 (fallback
+                      paths), and the same with one lie each (control 0)
 
 Deterministic; rerun after a format change and commit the result.
 """
@@ -114,7 +116,18 @@ def streams():
     cut = tree().end()
     out["cut-in-data"] = cut[: len(cut) // 2]
     out["cut-in-header"] = cut[:20]
-    return out
+    valid = {"tree", "single-file", "empty", "same-name-twice", "zeros-sparse", "unicode",
+             "deep", "dir-then-top-file", "mode-bits"}
+    seeds = {}
+    for k, v in out.items():
+        if k in valid:
+            seeds[k] = b"\x01" + v
+            if k in ("tree", "deep"):
+                seeds[k + "-no-openat2"] = b"\x03" + v
+                seeds[k + "-no-tmpfile"] = b"\x07" + v
+        else:
+            seeds[k] = b"\x00" + v
+    return seeds
 
 
 def unescape(s):

@@ -58,10 +58,13 @@ static void start(void)
 	mark();
 }
 
+static int64_t mtime_sec = 1700000000;
+static uint32_t mtime_nsec = 123;
+
 static void header(uint32_t type, uint32_t mode, const char *name, size_t nlen, uint64_t size)
 {
 	struct qfc_entry e = { .type = type, .mode = mode, .name_len = (uint32_t)nlen, .size = size,
-			       .mtime_sec = 1700000000, .mtime_nsec = 123 };
+			       .mtime_sec = mtime_sec, .mtime_nsec = mtime_nsec };
 	uint8_t h[QFC_ENTRY_HEADER_SIZE];
 	qfc_entry_encode(&e, h);
 	put(h, sizeof(h));
@@ -147,7 +150,8 @@ static const char *const cases[] = {
 	"overlong-path", "deep-path", "size-short", "size-long", "file-crc", "stream-crc",
 	"trailer-count", "million", "total-over-limit", "version-2", "stream-flags",
 	"trailing-bytes", "top-symlink", "interleaved-top", "mode-bits", "dir-end-outside",
-	"empty-stream", "same-top-twice", NULL,
+	"empty-stream", "same-top-twice", "extra-dir-ends", "mtime-extremes", "temp-name",
+	"same-top-many", "symlink-chain-out", NULL,
 };
 
 int main(int argc, char **argv)
@@ -336,6 +340,49 @@ int main(int argc, char **argv)
 	} else if (strcmp(c, "same-top-twice") == 0) {
 		file("dup", 10);
 		file("dup", 20);
+		end();
+	} else if (strcmp(c, "extra-dir-ends") == 0) {
+		/* directory ends cost no entry: one each, no more */
+		dir("t");
+		dir_end("t");
+		dir_end("t");
+		end();
+	} else if (strcmp(c, "mtime-extremes") == 0) {
+		/* the oldest, the newest and a negative time a header can say */
+		dir("t");
+		mtime_sec = INT64_MIN;
+		file("t/oldest", 1);
+		mtime_sec = INT64_MAX;
+		mtime_nsec = 999999999;
+		file("t/newest", 1);
+		mtime_sec = -1;
+		file("t/before-1970", 1);
+		mtime_sec = 1700000000;
+		mtime_nsec = 123;
+		end();
+	} else if (strcmp(c, "temp-name") == 0) {
+		/* the receiver's hidden temporary names hold U+26A0, which no
+		 * name may: a sender cannot take or overwrite one */
+		dir("t");
+		file("t/.qube-incoming-\xe2\x9a\xa0-1-0", 10);
+		end();
+	} else if (strcmp(c, "same-top-many") == 0) {
+		/* one top-level name 20,000 times: each new copy would try every
+		 * suffix taken before it */
+		for (int i = 0; i < 20000; i++) {
+			file("dup", 0);
+			if (olen > (1u << 20))
+				flush();
+		}
+		end();
+	} else if (strcmp(c, "symlink-chain-out") == 0) {
+		/* each link stays inside t by itself; followed one after the
+		 * other they still do: t/a/l -> ../b, t/b -> a/l would loop,
+		 * and no chain can climb above t */
+		dir("t");
+		dir("t/a");
+		symlink_("t/a/up", "..");
+		symlink_("t/a/l", "up/../..");
 		end();
 	} else {
 		fprintf(stderr, "unknown case %s\n", c);

@@ -55,11 +55,13 @@ pair() {
 
 # hostile CASE INCOMING [RECEIVER ARGS...]: the hostile sender's stream into
 # the receiver; sets RECV_RC, stderr in $T/recv.err
+# (RECV_TIME: an optional command prefix for the receiver, e.g. /usr/bin/time)
+RECV_TIME=()
 hostile() {
 	local c=$1 inc=$2; shift 2
 	RECV_RC=0
-	"$QFC_HOSTILE" "$c" | QUBE_REMOTE=hostile "$QFC_RECEIVE" "${RECV_ARGS[@]}" --incoming "$inc" \
-		"$@" >"$T/reply" 2>"$T/recv.err" || RECV_RC=$?
+	"$QFC_HOSTILE" "$c" | QUBE_REMOTE=hostile "${RECV_TIME[@]}" "$QFC_RECEIVE" "${RECV_ARGS[@]}" \
+		--incoming "$inc" "$@" >"$T/reply" 2>"$T/recv.err" || RECV_RC=$?
 }
 
 # snapshot DIR: every path with type, size, mode and mtime, sorted

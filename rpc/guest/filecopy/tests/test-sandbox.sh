@@ -13,6 +13,19 @@ QUBE_REMOTE=work "$QFC_RECEIVE" "${RECV_ARGS[@]}" --incoming "$T/in" --selftest-
 check "--selftest-seccomp: killed by SIGSYS (status $rc)" test "$rc" = 159
 check "the forbidden call did not return" bash -c "! grep -q 'NOT blocked' '$T/err'"
 
+# 1b. Landlock: once confined, the receiver can neither read a file
+# elsewhere nor create one next to its incoming directory
+rc=0
+QUBE_REMOTE=work "$QFC_RECEIVE" "${RECV_ARGS[@]}" --incoming "$T/in" --selftest-confinement \
+	</dev/null >/dev/null 2>"$T/err" || rc=$?
+if grep -q 'Landlock ABI 0;' "$T/err"; then
+	echo "# this kernel has no Landlock: only seccomp and the path checks confine the receiver"
+else
+	check "Landlock: reading /etc/passwd and creating next to the incoming dir refused ($rc: $(cat "$T/err"))" \
+		bash -c "test $rc = 0 && grep -q 'reading /etc/passwd: Permission denied; creating next to the incoming directory: Permission denied' '$T/err'"
+fi
+check "nothing was created next to the incoming directory" test ! -e "$T/in/qfc-selftest-outside"
+
 # 2. a receiver waiting for its stream: inspect /proc
 rm -f "$T/s2r"; mkfifo "$T/s2r"
 QUBE_REMOTE=work "$QFC_RECEIVE" "${RECV_ARGS[@]}" --incoming "$T/in" <"$T/s2r" >/dev/null 2>&1 &
