@@ -3,6 +3,7 @@
  * qube-broker: the host RPC broker.  Command line; see docs/broker.md.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
@@ -56,6 +57,28 @@ static void usage(FILE *f)
 		QUBE_POLICY_DIR, QRPC_PORT_BROKER, BK_DEFAULT_MAX_PER_QUBE, BK_DEFAULT_MAX_TOTAL,
 		BK_DEFAULT_HANDSHAKE_MS, BK_DEFAULT_ASK_MS, BK_DEFAULT_START_MS,
 		BK_DEFAULT_CONNECT_MS, BK_DEFAULT_MAX_ASKS, BK_DEFAULT_LOG_PER_QUBE);
+}
+
+/* True when the socket PATH lies in a directory directly below QUBES_DIR,
+ * i.e. where a qube's directory would be: the broker would then give that
+ * directory a caller socket and route calls for a qube of that name to the
+ * host.  PATH's grandparent is resolved and compared with QUBES_DIR (a
+ * symlinked directory there is never a qube's, see listen.c). */
+static bool adminvm_in_qubes_dir(const char *path, const char *qubes_dir)
+{
+	char dir[PATH_MAX], real_q[PATH_MAX], real_d[PATH_MAX];
+
+	if (strlen(path) >= sizeof(dir) || !realpath(qubes_dir, real_q))
+		return false;
+	strcpy(dir, path);
+	for (int up = 0; up < 2; up++) {
+		char *slash = strrchr(dir, '/');
+
+		if (!slash)
+			return false;
+		*slash = '\0';
+	}
+	return realpath(dir[0] ? dir : "/", real_d) && strcmp(real_d, real_q) == 0;
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *ret)
@@ -157,6 +180,13 @@ int main(int argc, char **argv)
 	}
 	if (!cfg.qubes_dir == !cfg.vsock_map) {
 		fprintf(stderr, "qube-broker: give exactly one of --qubes-dir DIR and --vsock-map FILE\n");
+		return 2;
+	}
+	if (cfg.adminvm_socket && cfg.qubes_dir &&
+	    adminvm_in_qubes_dir(cfg.adminvm_socket, cfg.qubes_dir)) {
+		fprintf(stderr, "qube-broker: --adminvm-socket %s is in a qube's directory of "
+				"--qubes-dir %s: the host service runner needs its own place\n",
+			cfg.adminvm_socket, cfg.qubes_dir);
 		return 2;
 	}
 	if (cfg.max_per_qube > cfg.max_total) {

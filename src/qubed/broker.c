@@ -389,6 +389,14 @@ static int broker_argv(struct qd *qd, char **argv, size_t max, char bufs[][600])
 	qd_path(bufs[4], 600, "%s/broker.log", qd->cfg.log_dir);
 	argv[n++] = "--log";
 	argv[n++] = bufs[4];
+	if (qd->cfg.host_agent_path && qd->cfg.host_agent_path[0]) {
+		/* calls to @adminvm go to the host service runner there
+		 * (qube-host-agent --transport unix:RUN/adminvm); without the
+		 * option the broker fails them with 125 (docs/broker.md) */
+		qd_path(bufs[5], 600, "%s/adminvm/vsock", qd->cfg.run_dir);
+		argv[n++] = "--adminvm-socket";
+		argv[n++] = bufs[5];
+	}
 	argv[n] = NULL;
 	(void)max;
 	return 0;

@@ -32,6 +32,9 @@ expect_fail 2 'exactly one of --qubes-dir' "${base[@]}" --qubes-dir "$T/qubes" -
 expect_fail 2 '--max-total: expected a number from 1 to 65536, got "abc"' "${base[@]}" --qubes-dir "$T/qubes" --max-total abc
 expect_fail 2 '--handshake-timeout: expected a number' "${base[@]}" --qubes-dir "$T/qubes" --handshake-timeout -5
 expect_fail 2 'is larger than --max-total' "${base[@]}" --qubes-dir "$T/qubes" --max-per-qube 50 --max-total 10
+mkdir -p "$T/qubes/adminvm"
+expect_fail 2 'is in a qube.s directory of --qubes-dir' "${base[@]}" --qubes-dir "$T/qubes" --adminvm-socket "$T/qubes/adminvm/vsock"
+expect_fail 2 'is in a qube.s directory of --qubes-dir' "${base[@]}" --qubes-dir "$T/qubes" --adminvm-socket "$T/qubes/../qubes/not-yet/vsock"
 expect_fail 2 'unexpected argument "extra"' "${base[@]}" --qubes-dir "$T/qubes" extra
 expect_fail 1 "--log $T/no/such/dir/log" "${base[@]}" --qubes-dir "$T/qubes" --log "$T/no/such/dir/log"
 if [ "$(id -u)" = 0 ]; then

@@ -11,7 +11,8 @@
 #               slot (before: the slot was free at once)
 #   3  asks     abandoned questions are withdrawn (CANCEL), at most
 #               --max-asks-per-qube are open, the prompt is never dropped
-#               (before: no CANCEL, the prompt was disconnected)
+#               (before: no CANCEL, 90 questions of 3.4 KB left open, and
+#               the prompt disconnected once 256 KiB were queued)
 #   5  log      a flood of refusals is rate-limited with a summary (before:
 #               two lines per call)
 #   2  EMFILE   a monitor at its fd limit pauses accepting, logs once, and
@@ -36,12 +37,16 @@ flood_bg() { "$PYTHON" "$here/rpc-flood.py" "$@" & PIDS+=($!); }
 # lines_from N FILE: the lines of FILE after its first N
 lines_from() { tail -n +"$(($1 + 1))" "$2"; }
 
-write_system_info work personal vault evil2
+# 100 qubes with 31-byte names: work's questions offer them all (3.4 KB
+# lines), so that abandoned questions left at the prompt fill its buffer
+long=()
+for i in $(seq -w 1 100); do long+=("longname-$i-xxxxxxxxxxxxxxxxxx"); done
+write_system_info work personal vault evil2 "${long[@]}"
 write_services
 mkdir -p "$T/policy"
 cat > "$T/policy/10-test.policy" <<'P'
 test.Echo    *  work   @dispvm   allow
-test.Ask     *  work   personal  ask default_target=personal
+test.Ask     *  work   @anyvm    ask default_target=personal
 test.Ask     *  vault  personal  ask default_target=personal
 test.Echo    *  vault  personal  allow
 test.Denied  *  work   personal  deny
