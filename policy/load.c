@@ -3,7 +3,7 @@
  * Policy loader: the policy directory, single files and the !include
  * family of directives, into a list of rules in first-match order.
  *
- * Semantics follow Qubes OS 4.2's qrexec policy parser (qrexec/policy/
+ * Semantics follow Qubes OS 4.3's qrexec policy parser (qrexec/policy/
  * parser.py), re-implemented: same line syntax, same tokens allowed in the
  * same places, same parameters, same directives, same file-name rules.
  * Where Qubes aborts at the first error, this loader records every
