@@ -423,6 +423,7 @@ int bk_log_fd(void)
 	return log_fd;
 }
 
+static void log_va(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static void log_va(const char *fmt, va_list ap)
 {
 	char line[2048];

@@ -9,6 +9,7 @@
  * Checks the parsers' promises, not just absence of crashes.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r == 0 && (used > n || used > BK_HYBRID_LINE_MAX || used < 5 ||
 			       data[1 + used - 1] != '\n' || memcmp(data + 1, "OK ", 3) != 0))
 			abort();
+		if (r == 0) {
+			/* a port: decimal digits only, at most 2^32-1 */
+			uint64_t v = 0;
+
+			for (size_t i = 4; i < used; i++) {
+				if (data[i] < '0' || data[i] > '9')
+					abort();
+				v = v * 10 + (uint64_t)(data[i] - '0');
+				if (v > UINT32_MAX)
+					abort();
+			}
+		}
 		break;
 	case 1:
 	case 2:
