@@ -539,7 +539,15 @@ int qfc_symlink_check(const char *path, size_t path_len, const char *untrusted_t
 	size_t i = 0;
 	while (n - i >= 2 && t[i] == '.' && t[i + 1] == '.' && (n - i == 2 || t[i + 2] == '/')) {
 		up++;
-		i += n - i == 2 ? 2 : 3;
+		if (n - i == 2) {
+			i = n;
+			break;
+		}
+		i += 3;
+		if (i == n) /* "..//": the one trailing "/" is gone, this is another */
+			return fmt_err(-EILSEQ, err, errlen,
+				       "symlink target: empty path component (\"//\" or a second "
+				       "trailing \"/\") refused");
 	}
 	/* The link lives in a directory depth-1 components down from the
 	 * incoming directory; going up more than depth-2 leaves the top-level
