@@ -275,7 +275,8 @@ void mon_on_ask_accept(struct monitor *m)
 		struct mon_prompt *p;
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
 				mon_accept_pause(m, errno);
 			return;
 		}

@@ -121,8 +121,8 @@ void mon_listeners_rescan(struct monitor *m)
 		if (strcmp(de->d_name, BK_ADMIN_QUBE) == 0) {
 			/* the host is not a qube: nothing may call as dom0 */
 			if (!m->admin_dir_logged)
-				bk_log("%s/%s: the admin qube's name; not a qube, no socket created",
-				       m->cfg->qubes_dir, de->d_name);
+				bk_log("%s/%s: the admin qube's name; not a qube, no socket "
+				       "created", m->cfg->qubes_dir, de->d_name);
 			m->admin_dir_logged = true;
 			continue;
 		}
@@ -184,8 +184,8 @@ static int vsock_map_parse(const char *path, struct mon_vsock_entry **ret_map, s
 			break;
 		}
 		if (strcmp(name, BK_ADMIN_QUBE) == 0) {
-			bk_log("%s:%u: %s is the admin qube (the host), not a qube with a CID", path,
-			       lineno, name);
+			bk_log("%s:%u: %s is the admin qube (the host), not a qube with a CID",
+			       path, lineno, name);
 			r = -EINVAL;
 			break;
 		}
@@ -365,7 +365,8 @@ void mon_on_accept(struct monitor *m, struct mon_listener *l)
 
 		fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
 				mon_accept_pause(m, errno);
 			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				bk_log("accept on %s: %s", l->vsock ? "vsock" : l->path, strerror(errno));
@@ -375,8 +376,9 @@ void mon_on_accept(struct monitor *m, struct mon_listener *l)
 		if (l->vsock) {
 			name = plen >= sizeof(peer) ? vsock_name(m, peer.svm_cid) : NULL;
 			if (!name) {
-				bk_log_source("(unknown CIDs)", "connection from unknown vsock CID %u closed",
-				       plen >= sizeof(peer) ? peer.svm_cid : 0);
+				bk_log_source("(unknown CIDs)",
+					      "connection from unknown vsock CID %u closed",
+					      plen >= sizeof(peer) ? peer.svm_cid : 0);
 				close(fd);
 				continue;
 			}
@@ -387,8 +389,9 @@ void mon_on_accept(struct monitor *m, struct mon_listener *l)
 			continue;
 		}
 		if (m->n_calls >= m->cfg->max_total || s->n_calls >= m->cfg->max_per_qube) {
-			bk_log_source(name, "connection from %s closed: too many calls (%u from it, %u in all)",
-			       name, s->n_calls, m->n_calls);
+			bk_log_source(name,
+				      "connection from %s closed: too many calls (%u from it, %u in "
+				      "all)", name, s->n_calls, m->n_calls);
 			close(fd);
 			continue;
 		}

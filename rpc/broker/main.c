@@ -160,8 +160,13 @@ int main(int argc, char **argv)
 		case O_STARTT: r = parse_uint("--start-timeout", optarg, 10, 3600000, &cfg.start_timeout_ms); break;
 		case O_CONNT: r = parse_uint("--connect-timeout", optarg, 10, 3600000, &cfg.connect_timeout_ms); break;
 		case O_ADMINVM: cfg.adminvm_socket = optarg; break;
-		case O_MAXASK: r = parse_uint("--max-asks-per-qube", optarg, 1, 65536, &cfg.max_asks_per_qube); break;
-		case O_LOGQ: r = parse_uint("--log-per-qube", optarg, 1, 1000000, &cfg.log_per_qube); break;
+		case O_MAXASK:
+			r = parse_uint("--max-asks-per-qube", optarg, 1, 65536,
+				       &cfg.max_asks_per_qube);
+			break;
+		case O_LOGQ:
+			r = parse_uint("--log-per-qube", optarg, 1, 1000000, &cfg.log_per_qube);
+			break;
 		case O_SELFTEST: cfg.selftest_seccomp = true; break;
 		case 'h': usage(stdout); return 0;
 		case O_VERSION: printf("qube-broker %s\n", QUBE_VERSION); return 0;

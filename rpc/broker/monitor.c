@@ -121,7 +121,8 @@ void mon_call_release(struct monitor *m, struct mon_call *c)
 			c->phase = MC_GONE;
 			return;
 		}
-		bk_log("cannot destroy disposable %s: start interface: %s", c->dispvm, strerror(-r));
+		bk_log("cannot destroy disposable %s: start interface: %s", c->dispvm,
+		       strerror(-r));
 	}
 	mon_call_remove(m, c);
 }
@@ -407,7 +408,8 @@ void mon_call_try_connect(struct monitor *m, struct mon_call *c)
 		snprintf(rec.target, sizeof(rec.target), "%s", c->target);
 		snprintf(rec.service, sizeof(rec.service), "%s", c->service);
 		snprintf(rec.argument, sizeof(rec.argument), "%s", c->argument);
-		snprintf(rec.requested_target, sizeof(rec.requested_target), "%s", c->requested_norm);
+		snprintf(rec.requested_target, sizeof(rec.requested_target), "%s",
+			 c->requested_norm);
 		snprintf(rec.user, sizeof(rec.user), "%s", c->user);
 		mon_call_log(c, "started");
 		c->phase = MC_RUNNING;
@@ -452,6 +454,30 @@ void mon_call_try_connect(struct monitor *m, struct mon_call *c)
 }
 
 /* ---- requests from the sandbox ---------------------------------------------------------- */
+
+/* Why mon_prompt_ask() could not ask (R < 0): the refusal's reason. */
+static void set_ask_refusal(struct monitor *m, struct mon_call *c, int r, size_t n_targets)
+{
+	switch (r) {
+	case -ENOTCONN:
+		mon_set_reason(c, "ask: no prompt program is connected");
+		break;
+	case -EUSERS:
+		mon_set_reason(c, "ask: %u questions from %s are open already (the cap)",
+			       m->cfg->max_asks_per_qube, c->source);
+		break;
+	case -ENOBUFS:
+		mon_set_reason(c, "ask: the prompt program is not reading its questions");
+		break;
+	case -E2BIG:
+		mon_set_reason(c, "ask: the question would be longer than %u bytes (%zu targets "
+				  "offered)", BK_ASK_LINE_MAX, n_targets);
+		break;
+	default:
+		mon_set_reason(c, "ask: %s", strerror(-r));
+		break;
+	}
+}
 
 static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 {
@@ -542,18 +568,7 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 		if (r < 0) {
 			mon_offered_free(c);
 			snprintf(c->decision_word, sizeof(c->decision_word), "ask-deny");
-			if (r == -ENOTCONN)
-				mon_set_reason(c, "ask: no prompt program is connected");
-			else if (r == -EUSERS)
-				mon_set_reason(c, "ask: %u questions from %s are open already (the cap)",
-					       m->cfg->max_asks_per_qube, c->source);
-			else if (r == -ENOBUFS)
-				mon_set_reason(c, "ask: the prompt program is not reading its questions");
-			else if (r == -E2BIG)
-				mon_set_reason(c, "ask: the question would be longer than %u bytes (%zu "
-						  "targets offered)", BK_ASK_LINE_MAX, d.n_targets);
-			else
-				mon_set_reason(c, "ask: %s", strerror(-r));
+			set_ask_refusal(m, c, r, d.n_targets);
 			mon_call_fail(m, c, QRPC_CALL_REFUSED);
 		}
 		break;
@@ -790,7 +805,8 @@ static void size_caps(struct bk_config *cfg)
 		fit = f < cfg->max_total ? (unsigned)f : cfg->max_total;
 	}
 	if (fit < cfg->max_total) {
-		unsigned per = (unsigned)((unsigned long long)cfg->max_per_qube * fit / given_total);
+		unsigned per =
+			(unsigned)((unsigned long long)cfg->max_per_qube * fit / given_total);
 
 		cfg->max_total = fit;
 		if (per < 1)

@@ -237,12 +237,12 @@ static void protocol_error(struct sandbox *sb, struct sb_call *call, bool agent,
 			   int err)
 {
 	if (agent) {
-		bk_log_source(call->target, "call id=%u: agent of %s: %s: %s; call failed", call->id, call->target, what,
-		       strerror(-err));
+		bk_log_source(call->target, "call id=%u: agent of %s: %s: %s; call failed",
+			      call->id, call->target, what, strerror(-err));
 		caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
 	} else {
-		bk_log_source(call->source, "call id=%u: caller %s: %s: %s; connection closed", call->id, call->source,
-		       what, strerror(-err));
+		bk_log_source(call->source, "call id=%u: caller %s: %s: %s; connection closed",
+			      call->id, call->source, what, strerror(-err));
 		/* a refusal if the state still allows one (a request was
 		 * seen, no result sent yet), then close */
 		if (call->phase == SP_DECIDING || call->phase == SP_AGENT) {
@@ -462,8 +462,9 @@ static bool conn_flush(struct sandbox *sb, struct sb_conn *c)
 				bk_buf_finish(&c->out);
 			} else {
 				if (call->phase != SP_CLOSING)
-					bk_log_source(call->source, "call id=%u: caller %s went away (%s)", call->id,
-					       call->source, strerror(errno));
+					bk_log_source(call->source,
+						      "call id=%u: caller %s went away (%s)",
+						      call->id, call->source, strerror(errno));
 				call_end(sb, call);
 			}
 			return true;
@@ -527,8 +528,9 @@ static void conn_on_eof(struct sandbox *sb, struct sb_conn *c)
 			conn_close(sb, c);
 			return;
 		}
-		bk_log_source(call->target, "call id=%u: agent of %s closed the connection without an exit code",
-		       call->id, call->target);
+		bk_log_source(call->target,
+			      "call id=%u: agent of %s closed the connection without an exit code",
+			      call->id, call->target);
 		caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
 		return;
 	}
@@ -538,9 +540,11 @@ static void conn_on_eof(struct sandbox *sb, struct sb_conn *c)
 		return;
 	}
 	if (call->phase == SP_HANDSHAKE)
-		bk_log_source(call->source, "call id=%u: caller %s closed before a request", call->id, call->source);
+		bk_log_source(call->source, "call id=%u: caller %s closed before a request",
+			      call->id, call->source);
 	else
-		bk_log_source(call->source, "call id=%u: caller %s closed the connection early", call->id, call->source);
+		bk_log_source(call->source, "call id=%u: caller %s closed the connection early",
+			      call->id, call->source);
 	call_end(sb, call);
 }
 
@@ -738,9 +742,13 @@ static void on_ipc(struct sandbox *sb, uint32_t events)
 		if (r == -EMFILE) {
 			/* that call's fd was lost; the handlers below end the call
 			 * (its slot is given back to the monitor) */
-			bk_log_source(bk_string_fits(rec.source, sizeof(rec.source)) ? rec.source : "?",
-				      "call id=%u: out of file descriptors, its connection was "
-				      "dropped", rec.id);
+			const char *who = "?";
+
+			if (bk_string_fits(rec.source, sizeof(rec.source)))
+				who = rec.source;
+
+			bk_log_source(who, "call id=%u: out of file descriptors, its connection "
+					   "was dropped", rec.id);
 		} else if (r < 0) {
 			/* the monitor is gone: nothing is decided any more */
 			bk_log("sandbox: monitor socket: %s; exiting", strerror(-r));
@@ -776,8 +784,8 @@ static void on_conn_event(struct sandbox *sb, struct sb_conn *c, uint32_t events
 			err = errno;
 		c->vsock_connecting = false;
 		if (err) {
-			bk_log_source(call->target, "call id=%u: target %s is not reachable: %s", call->id, call->target,
-			       strerror(err));
+			bk_log_source(call->target, "call id=%u: target %s is not reachable: %s",
+				      call->id, call->target, strerror(err));
 			caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
 			call_pump(sb, call);
 			return;
@@ -791,7 +799,8 @@ static void on_conn_event(struct sandbox *sb, struct sb_conn *c, uint32_t events
 	if (!c->is_agent && c->rd_eof && (events & (EPOLLHUP | EPOLLERR))) {
 		/* it had half-closed; now it is gone entirely */
 		if (call->phase != SP_CLOSING)
-			bk_log_source(call->source, "call id=%u: caller %s went away", call->id, call->source);
+			bk_log_source(call->source, "call id=%u: caller %s went away", call->id,
+				      call->source);
 		call_end(sb, call);
 		return;
 	}
@@ -816,13 +825,15 @@ static void on_tick(struct sandbox *sb)
 			continue;
 		switch (call->phase) {
 		case SP_HANDSHAKE:
-			bk_log_source(call->source, "call id=%u: caller %s sent no request within %u ms; closed", call->id,
-			       call->source, sb->cfg->handshake_ms);
+			bk_log_source(call->source,
+				      "call id=%u: caller %s sent no request within %u ms; closed",
+				      call->id, call->source, sb->cfg->handshake_ms);
 			call_end(sb, call);
 			break;
 		case SP_AGENT:
-			bk_log_source(call->target, "call id=%u: agent of %s did not answer within %u ms", call->id,
-			       call->target, sb->cfg->connect_timeout_ms);
+			bk_log_source(call->target,
+				      "call id=%u: agent of %s did not answer within %u ms",
+				      call->id, call->target, sb->cfg->connect_timeout_ms);
 			caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
 			call_pump(sb, call);
 			break;

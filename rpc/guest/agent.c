@@ -891,11 +891,13 @@ int main(int argc, char **argv)
 		case 'u':
 			if (!qrpc_user_name_is_valid(optarg) || strlen(optarg) > QRPC_MAX_USER ||
 			    !getpwnam(optarg)) {
-				fprintf(stderr, AGENT_PROG ": --service-user: no such user '%s'\n", optarg);
+				fprintf(stderr, AGENT_PROG ": --service-user: no such user '%s'\n",
+					optarg);
 				return 2;
 			}
 			if (geteuid() != 0 && getpwnam(optarg)->pw_uid != geteuid()) {
-				fprintf(stderr, AGENT_PROG ": --service-user %s needs root\n", optarg);
+				fprintf(stderr, AGENT_PROG ": --service-user %s needs root\n",
+					optarg);
 				return 2;
 			}
 			service_user = optarg;

@@ -88,7 +88,8 @@ static void hello_late(int fd)
 	hello();
 	if (send(fd, out, out_len, MSG_NOSIGNAL) < 0 || !read_full(fd, in, QRPC_HEADER_SIZE))
 		return;
-	len = (uint32_t)in[4] | (uint32_t)in[5] << 8 | (uint32_t)in[6] << 16 | (uint32_t)in[7] << 24;
+	len = (uint32_t)in[4] | (uint32_t)in[5] << 8 | (uint32_t)in[6] << 16 |
+	      (uint32_t)in[7] << 24;
 	if ((in[0] != QRPC_MSG_SERVICE_START && in[0] != QRPC_MSG_SERVICE_START_AS) ||
 	    len > sizeof(in) - QRPC_HEADER_SIZE || !read_full(fd, in + QRPC_HEADER_SIZE, len)) {
 		fprintf(stderr, "hellolate: no SERVICE_START after the HELLOs\n");
