@@ -7,23 +7,33 @@
 #          personal's agent)
 #   small  10,000 files of 4 KiB: qube-copy-to of the directory, against
 #          their 40 MB of data as one stream to the same cat service
-#   cpu    the unpacker's CPU (user+sys) per GiB received, reading a
-#          recorded stream from a file, against tar -x of the same tree
-#          (big file and small files, each)
+#   bound  for both: the same files as a tar stream through the same path
+#          into "tar -x" in personal, against the same raw cat: what any
+#          receiver that creates the files one by one can reach here
+#   cpu    the unpacker's CPU (user+sys) per GiB received (fed by the
+#          sender through a pipe), against tar -x of the same tree (fed by
+#          tar -c) (big file and small files, each)
 # Real processes: qube-broker, one qube-agent per simulated qube (unix
 # sockets, as tests/rpc/lib.sh), qube-call, the qube-copy-to and
-# qube-filecopy-receive of the build.  Runs alternate the two sides; the
-# script prints every run and the medians.
-#   QFC_BENCH_RUNS (3)  QFC_BENCH_BIG_MIB (1024)  QFC_BENCH_FILES (10000)
+# qube-filecopy-receive of the build.  Runs alternate the sides; the
+# script prints every run and the medians.  Both qubes' files are on tmpfs
+# (/dev/shm, or QFC_BENCH_DIR) so that the machine's shared disk is not
+# what is measured; about 2.1 GiB are used at the peak.
+#   QFC_BENCH_RUNS (5)  QFC_BENCH_BIG_MIB (1024)  QFC_BENCH_FILES (10000)
 set -euo pipefail
 : "${RPC_LIB:?}" "${QFC_BUILD_DIR:?}" "${QFC_RECEIVE:?}"
+if [ -n "${QFC_BENCH_DIR:-}" ]; then
+	export TMPDIR=$QFC_BENCH_DIR
+elif [ -d /dev/shm ] && [ -w /dev/shm ] &&
+	[ "$(df -k --output=avail /dev/shm | tail -1)" -gt $((3 << 20)) ]; then
+	export TMPDIR=/dev/shm
+fi
 . "$RPC_LIB"
-RUNS=${QFC_BENCH_RUNS:-3}
+RUNS=${QFC_BENCH_RUNS:-5}
 BIG_MIB=${QFC_BENCH_BIG_MIB:-1024}
 NFILES=${QFC_BENCH_FILES:-10000}
 BIN=$QFC_BUILD_DIR
 chmod 0755 "$T"
-command -v /usr/bin/time >/dev/null || { echo "GNU time (/usr/bin/time) missing" >&2; exit 77; }
 
 AS=()
 if [ "$(id -u)" = 0 ]; then
@@ -35,9 +45,10 @@ write_system_info work personal
 mkdir -p "$T/rpc" "$T/policy"
 ln -s "$QFC_RECEIVE" "$T/rpc/qube.Filecopy"
 printf '#!/bin/sh\nexec cat > "$HOME/raw.bin"\n' > "$T/rpc/bench.Cat"
-chmod 0755 "$T/rpc/bench.Cat"
+printf '#!/bin/sh\nmkdir "$HOME/untar" && exec tar -C "$HOME/untar" -xf -\n' > "$T/rpc/bench.Untar"
+chmod 0755 "$T/rpc/bench.Cat" "$T/rpc/bench.Untar"
 printf '%s\n' 'qube.Filecopy * work personal allow' 'bench.Cat * work personal allow' \
-	> "$T/policy/10-bench.policy"
+	'bench.Untar * work personal allow' > "$T/policy/10-bench.policy"
 start_qube() {
 	local n=$1
 	mkdir -p "$T/qubes/$n" "$T/home/$n"
@@ -73,43 +84,57 @@ SMALL_BYTES=$(stat -c %s "$T/src/small.cat")
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-clean_target() { rm -rf "$HOMEP/QubesIncoming" "$HOMEP/raw.bin"; sync; }
+clean_target() { rm -rf "$HOMEP/QubesIncoming" "$HOMEP/raw.bin" "$HOMEP/untar"; sync; }
 # fc NAME: qube-copy-to personal NAME from $T/src; prints seconds
 fc() {
 	clean_target
-	local t0; t0=$(now)
+	local t0 t; t0=$(now)
 	(cd "$T/src" && "$BIN/qube-copy-to" --quiet personal "$1") </dev/null
-	since "$t0"
+	t=$(since "$t0")
+	[ "$(du -sb --apparent-size "$HOMEP/QubesIncoming/work/$1" | cut -f1)" -ge \
+	  "$(stat -c %s "$T/src/$1" 2>/dev/null || echo 0)" ] ||
+		{ echo "the copy of $1 is incomplete" >&2; return 1; }
+	echo "$t"
 }
 # raw FILE: FILE through qube-call to bench.Cat; prints seconds
 raw() {
 	clean_target
-	local t0; t0=$(now)
+	local t0 t; t0=$(now)
 	"$QUBE_CALL" --transport "$QUBE_CALL_TRANSPORT" personal bench.Cat <"$1" >/dev/null
-	since "$t0"
+	t=$(since "$t0")
+	[ "$(stat -c %s "$HOMEP/raw.bin" 2>/dev/null)" = "$(stat -c %s "$1")" ] ||
+		{ echo "the raw cat run did not deliver all of $1" >&2; return 1; }
+	echo "$t"
+}
+# untar NAME: tar -c of $T/src/NAME through qube-call into tar -x; prints seconds
+untar() {
+	clean_target
+	local t0 t; t0=$(now)
+	tar -C "$T/src" -cf - "$1" | "$QUBE_CALL" --transport "$QUBE_CALL_TRANSPORT" personal bench.Untar >/dev/null
+	t=$(since "$t0")
+	[ -e "$HOMEP/untar/$1" ] || { echo "the tar run did not deliver $1" >&2; return 1; }
+	echo "$t"
 }
 median() { LC_ALL=C sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # warm-up (page cache, first exec of everything)
-fc big >/dev/null; raw "$T/src/big" >/dev/null
+fc big >/dev/null; raw "$T/src/big" >/dev/null; untar small >/dev/null
 
 declare -A T_
-for what in big small; do T_[fc_$what]=""; T_[raw_$what]=""; done
+for what in big small; do T_[fc_$what]=""; T_[raw_$what]=""; T_[tar_$what]=""; done
 for run in $(seq "$RUNS"); do
 	for what in big small; do
 		src=$T/src/$what; [ "$what" = small ] && src=$T/src/small.cat
 		bytes=$BIG_BYTES; [ "$what" = small ] && bytes=$SMALL_BYTES
-		if [ $((run % 2)) = 1 ]; then
-			f=$(fc "$what"); r=$(raw "$src")
-		else
-			r=$(raw "$src"); f=$(fc "$what")
-		fi
-		test -f "$HOMEP/raw.bin" && test "$(stat -c %s "$HOMEP/raw.bin")" = "$bytes" ||
-			{ echo "raw cat run did not deliver $bytes bytes" >&2; exit 1; }
-		T_[fc_$what]+="$f "; T_[raw_$what]+="$r "
-		echo "run $run $what: qube-copy-to $f s ($(mbs "$bytes" "$f") MB/s), raw cat $r s ($(mbs "$bytes" "$r") MB/s), ratio $(ratio "$r" "$f")"
+		case $((run % 3)) in
+			1) f=$(fc "$what"); r=$(raw "$src"); x=$(untar "$what") ;;
+			2) r=$(raw "$src"); x=$(untar "$what"); f=$(fc "$what") ;;
+			0) x=$(untar "$what"); f=$(fc "$what"); r=$(raw "$src") ;;
+		esac
+		T_[fc_$what]+="$f "; T_[raw_$what]+="$r "; T_[tar_$what]+="$x "
+		echo "run $run $what: qube-copy-to $f s ($(mbs "$bytes" "$f") MB/s), raw cat $r s ($(mbs "$bytes" "$r") MB/s), ratio $(ratio "$r" "$f"); tar through the same path $x s (ratio $(ratio "$r" "$x"))"
 	done
 done
 clean_target
@@ -122,28 +147,38 @@ for what in big small; do
 	bytes=$BIG_BYTES; [ "$what" = small ] && bytes=$SMALL_BYTES
 	f=$(tr ' ' '\n' <<<"${T_[fc_$what]}" | grep . | median)
 	r=$(tr ' ' '\n' <<<"${T_[raw_$what]}" | grep . | median)
-	echo "median $what ($bytes bytes): qube-copy-to $f s = $(mbs "$bytes" "$f") MB/s; raw cat $r s = $(mbs "$bytes" "$r") MB/s; ratio (filecopy rate / raw rate) $(ratio "$r" "$f")"
+	x=$(tr ' ' '\n' <<<"${T_[tar_$what]}" | grep . | median)
+	echo "median $what ($bytes bytes): qube-copy-to $f s = $(mbs "$bytes" "$f") MB/s; raw cat $r s = $(mbs "$bytes" "$r") MB/s; ratio (filecopy rate / raw rate) $(ratio "$r" "$f"); bound: tar -c | path | tar -x $x s = $(mbs "$bytes" "$x") MB/s, ratio $(ratio "$r" "$x")"
 done
 
 # -- CPU of the unpacker per GiB against tar -x, same trees, same user
-(cd "$T/src" && "$BIN/qube-filecopy-send" --stdio big </dev/null >"$T/big.stream" 2>/dev/null) || true
-(cd "$T/src" && "$BIN/qube-filecopy-send" --stdio small </dev/null >"$T/small.stream" 2>/dev/null) || true
-tar -C "$T/src" -cf "$T/big.tar" big
-tar -C "$T/src" -cf "$T/small.tar" small
 mkdir -p "$T/x"; owner "$T/x"
-cpu() { # cpu INPUT COMMAND...: user+sys seconds of COMMAND reading INPUT
-	local in=$1; shift
+cpu() { # cpu PRODUCER COMMAND...: user+sys seconds of COMMAND reading what PRODUCER writes
+	local producer=$1; shift
 	rm -rf "$T/x"/* ; sync
-	/usr/bin/time -f '%U %S' -o "$T/cpu" "$@" <"$in" >/dev/null
-	awk '{ printf "%.3f", $1 + $2 }' "$T/cpu"
+	$producer | python3 -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.4f" % (r.ru_utime + r.ru_stime))
+' "$T/cpu" "$@"
+	cat "$T/cpu"
 }
+send_stream() { (cd "$T/src" && "$BIN/qube-filecopy-send" --stdio "$what" </dev/null 2>/dev/null) || true; }
+tar_stream() { tar -C "$T/src" -cf - "$what"; }
 declare -A C_
 for run in $(seq "$RUNS"); do
 	for what in big small; do
 		bytes=$BIG_BYTES; [ "$what" = small ] && bytes=$SMALL_BYTES
-		u=$(cpu "$T/$what.stream" env QUBE_REMOTE=work QFC_CONF=/dev/null "${AS[@]}" \
-			"$QFC_RECEIVE" --incoming "$T/x")
-		x=$(cpu "$T/$what.tar" "${AS[@]}" tar -C "$T/x" --no-same-owner -xf -)
+		if [ $((run % 2)) = 1 ]; then
+			u=$(cpu send_stream env QUBE_REMOTE=work QFC_CONF=/dev/null "${AS[@]}" \
+				"$QFC_RECEIVE" --incoming "$T/x")
+			x=$(cpu tar_stream "${AS[@]}" tar -C "$T/x" --no-same-owner -xf -)
+		else
+			x=$(cpu tar_stream "${AS[@]}" tar -C "$T/x" --no-same-owner -xf -)
+			u=$(cpu send_stream env QUBE_REMOTE=work QFC_CONF=/dev/null "${AS[@]}" \
+				"$QFC_RECEIVE" --incoming "$T/x")
+		fi
 		C_[u_$what]+="$u "; C_[t_$what]+="$x "
 		echo "run $run cpu $what: unpacker $u s, tar -x $x s ($(awk -v a="$u" -v b="$bytes" 'BEGIN { printf "%.2f", a / (b / 1073741824) }') vs $(awk -v a="$x" -v b="$bytes" 'BEGIN { printf "%.2f", a / (b / 1073741824) }') s per GiB), ratio $(ratio "$u" "$x")"
 	done
