@@ -7,9 +7,11 @@
 #  3. a clean Debian 12 chroot (mmdebstrap, variant apt) installs them with
 #     `apt-get install ./qube-*.deb`; inside it: qubectl --version, qubectl
 #     policy lint on the shipped policy, the qube group, qubed.service and the
-#     guest units enabled, the policy a conffile, every file under qube's
-#     paths owned by a package, and `dpkg -r` then `dpkg -P` leave none of
-#     the packages' files behind.
+#     guest units enabled, the policy a conffile, the links of the
+#     guest's services and file-copy programs, every file that installing
+#     the .debs adds to the file system owned by a package (or a systemd
+#     enablement link), `dpkg -r` leaving only the conffile and `dpkg -P`
+#     leaving the file system as it was before.
 # Slow (a few minutes; the chroot downloads libvirt and QEMU once, then
 # they come from ${QUBE_CACHE_DIR:-/var/cache/qube}/debian-bookworm): runs
 # only with QUBE_SLOW_TESTS=1, as root, in a build without sanitizers.
@@ -79,22 +81,61 @@ for u in qubed.service qube-agent.service qube-guest-setup.service; do
 done
 dpkg-query -W -f '${Conffiles}\n' qube-policy | grep -q ' /etc/qube/policy.d/90-default.policy '
 res $? "/etc/qube/policy.d/90-default.policy is a conffile of qube-policy"
-dpkg-query -W -f '${Conffiles}\n' qube-guest | grep -q ' /etc/qube/rpc/qube.VMShell '
-res $? "/etc/qube/rpc/qube.VMShell is a conffile of qube-guest"
-dpkg -L qube-host qube-guest qube-policy | sort -u > /tmp/listed
-while IFS= read -r f; do [ -d "$f" ] || [ -e "$f" ] || echo "$f"; done < /tmp/listed > /tmp/absent
+for s in qube.Exec qube.VMShell; do
+  l=$(readlink "/etc/qube/rpc/$s"); res $([ "$l" = /usr/libexec/qube/qube-exec ] && [ -x "$l" ]; echo $?) \
+    "/etc/qube/rpc/$s links to the installed /usr/libexec/qube/qube-exec" "-> $l"
+done
+l=$(readlink /etc/qube/rpc/qube.Filecopy); res $([ "$l" = /usr/bin/qube-filecopy-receive ] && [ -x "$l" ]; echo $?) \
+  "/etc/qube/rpc/qube.Filecopy links to the installed qube-filecopy-receive" "-> $l"
+for b in qube-copy qube-copy-to qube-move qube-move-to qube-filecopy-receive qube-filecopy-send; do
+  dpkg -S "/usr/bin/$b" 2>/dev/null | grep -q '^qube-guest: '; res $? "qube-guest has /usr/bin/$b"
+done
+dpkg -L qube-host qube-guest qube-policy | sed '/^$/d' | sort -u > /tmp/listed
+while IFS= read -r f; do [ -d "$f" ] || [ -e "$f" ] || [ -L "$f" ] || echo "$f"; done < /tmp/listed > /tmp/absent
 res $([ ! -s /tmp/absent ]; echo $?) "every file the packages list is installed" "$(head -n 3 /tmp/absent | tr '\n' ' ')"
-find /etc/qube /usr/lib/qube /lib/systemd/system/qube* /usr/bin/qube* /usr/sbin/qube* \
-     /usr/share/man/man*/qube* /usr/share/initramfs-tools/hooks/qube* /usr/share/wayland-sessions/qube* \
-     ! -type d 2>/dev/null | sort > /tmp/found
-while IFS= read -r f; do dpkg -S "$f" > /dev/null 2>&1 || echo "$f"; done < /tmp/found > /tmp/unowned
-res $([ -s /tmp/found ] && [ ! -s /tmp/unowned ]; echo $?) "every file under qube's paths ($(wc -l < /tmp/found)) is owned by a package" "$(tr '\n' ' ' < /tmp/unowned)"
-grep -vx -e /etc/qube/policy.d/90-default.policy -e /etc/qube/rpc/qube.VMShell /tmp/listed > /tmp/nonconf
+
+# Ownership and removal, measured on the whole file system: purge the
+# packages (their dependencies stay), list every file, install the .debs
+# again, and compare.  Left out of the lists: dpkg's and apt's own state,
+# logs, and the scratch directories.
+snap() {
+  find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
+       -o -path /var/lib/dpkg -o -path /var/lib/apt -o -path /var/cache -o -path /var/log \) -prune \
+       -o ! -type d -print | sort > "$1"
+}
+dpkg -P qube-host qube-guest qube-policy > /tmp/purge0.log 2>&1; res $? "dpkg -P after the first install" "$(tail -n 3 /tmp/purge0.log | tr '\n' ' ')"
+snap /tmp/s0
+dpkg -i qube-*.deb > /tmp/reinstall.log 2>&1; res $? "dpkg -i qube-*.deb again (dependencies present)" "$(tail -n 3 /tmp/reinstall.log | tr '\n' ' ')"
+snap /tmp/s1
+comm -13 /tmp/s0 /tmp/s1 > /tmp/new
+# what the maintainer scripts make and own outside dpkg's lists: the links
+# and state of `systemctl enable` (deb-systemd-helper; removed at purge)
+grep -v -e '^/etc/systemd/system/[a-z-]*\.target\.wants/qube' -e '^/etc/systemd/system/[a-z-]*\.target\.wants/qubed\.service$' \
+     -e '^/var/lib/systemd/deb-systemd-helper-enabled/' /tmp/new > /tmp/new-files
+# owned(PATH): dpkg lists PATH, or its alias outside /usr (merged /usr:
+# a package's /lib/systemd/system/X is found as /usr/lib/systemd/system/X)
+owned() {
+  dpkg -S "$1" > /dev/null 2>&1 && return 0
+  case $1 in /usr/lib/*|/usr/bin/*|/usr/sbin/*) dpkg -S "${1#/usr}" > /dev/null 2>&1 ;; *) return 1 ;; esac
+}
+while IFS= read -r f; do owned "$f" || echo "$f"; done < /tmp/new-files > /tmp/unowned
+echo "# the install added $(wc -l < /tmp/new) files: $(wc -l < /tmp/new-files) from the packages, $(( $(wc -l < /tmp/new) - $(wc -l < /tmp/new-files) )) systemd enablement links and state"
+res $([ -s /tmp/new-files ] && [ ! -s /tmp/unowned ]; echo $?) "every file the install added ($(wc -l < /tmp/new-files)) is owned by a package" "$(head -n 5 /tmp/unowned | tr '\n' ' ')"
+outside=$(grep -v -e '^/usr/' -e '^/etc/qube/' -e '^/lib/systemd/system/' -e '^/etc/systemd/system/' \
+          -e '^/var/lib/systemd/deb-systemd-helper-enabled/' /tmp/new | head -n 5)
+res $([ -z "$outside" ]; echo $?) "the install added files only below /usr, /etc/qube and systemd's directories" "$outside"
 dpkg -r qube-host qube-guest qube-policy > /tmp/remove.log 2>&1; res $? "dpkg -r qube-host qube-guest qube-policy" "$(tail -n 3 /tmp/remove.log | tr '\n' ' ')"
-while IFS= read -r f; do [ -d "$f" ] || [ ! -e "$f" ] || echo "$f"; done < /tmp/nonconf > /tmp/left
-res $([ ! -s /tmp/left ]; echo $?) "after dpkg -r no file of the packages is left but the conffiles" "$(head -n 5 /tmp/left | tr '\n' ' ')"
+snap /tmp/s2
+comm -13 /tmp/s0 /tmp/s2 > /tmp/left
+# Debian keeps what `systemctl enable` did until purge, as it keeps
+# conffiles (deb-systemd-helper purge runs in postrm purge)
+grep -vx -e /etc/qube/policy.d/90-default.policy -e '/var/lib/systemd/deb-systemd-helper-enabled/.*' \
+     -e '/etc/systemd/system/[a-z-]*\.target\.wants/qube[a-z-]*\.service' /tmp/left > /tmp/left-bad
+res $([ ! -s /tmp/left-bad ]; echo $?) "after dpkg -r nothing is left but the conffile and the enablement links and state ($(wc -l < /tmp/left) files)" "$(head -n 5 /tmp/left-bad | tr '\n' ' ')"
 res $([ -e /etc/qube/policy.d/90-default.policy ]; echo $?) "after dpkg -r the policy conffile stays (until purge)"
 dpkg -P qube-host qube-guest qube-policy > /tmp/purge.log 2>&1; res $? "dpkg -P qube-host qube-guest qube-policy" "$(tail -n 3 /tmp/purge.log | tr '\n' ' ')"
+snap /tmp/s3
+res $(cmp -s /tmp/s0 /tmp/s3; echo $?) "after dpkg -P the file system is as before the install" "$(diff /tmp/s0 /tmp/s3 | head -n 5 | tr '\n' ' ')"
 res $([ ! -e /etc/qube ]; echo $?) "after dpkg -P /etc/qube is gone" "$(find /etc/qube 2>/dev/null | tr '\n' ' ')"
 rm -f /usr/sbin/policy-rc.d
 EOF2

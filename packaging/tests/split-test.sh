@@ -19,7 +19,8 @@ failed_with() { [ "$rc" -ne 0 ] && grep -qF -- "$1" <<<"$out"; }
 mk() { local f; for f in "$@"; do mkdir -p "$(dirname "$T/d/$f")"; echo x > "$T/d/$f"; done; }
 mk usr/bin/qube-agent usr/bin/qube-call usr/bin/qube-copy usr/bin/qube-filecopy-receive usr/bin/qube-move-to usr/bin/qubectl usr/bin/qube-vsockd \
    usr/bin/qube-compositor usr/sbin/qubed usr/sbin/qube-broker usr/sbin/qube-new-daemon \
-   usr/lib/qube/qube-guest-setup etc/qube/rpc/qube.VMShell etc/qube/rpc/qube.Filecopy \
+   usr/lib/qube/qube-guest-setup etc/qube/rpc/qube.VMShell etc/qube/rpc/qube.Exec etc/qube/rpc/qube.Filecopy \
+   usr/libexec/qube/qube-exec usr/sbin/qube-host-agent usr/bin/qube-gui-bridge \
    etc/qube/policy.d/90-default.policy lib/systemd/system/qube-agent.service \
    lib/systemd/system/qube-guest-setup.service lib/systemd/system/qubed.service \
    usr/share/initramfs-tools/hooks/qube-guest usr/lib/dracut/dracut.conf.d/90-qube-guest.conf \
@@ -33,12 +34,12 @@ host */systemd/system/qubed.service
 EOF2
 check "deb split of a full tree succeeds" "$split" --format deb --rules "$rules" --key-files "$T/keys" "$T/d" "$T/o"
 has() { grep -qx -- "$2" "$T/o/$1.files"; }
-check "guest gets the agent, qube-call, qube-copy and the file-copy programs, the rpc services, its units, the initramfs hook" \
-  bash -c "for f in /usr/bin/qube-agent /usr/bin/qube-call /usr/bin/qube-copy /usr/bin/qube-filecopy-receive /usr/bin/qube-move-to /etc/qube/rpc/qube.VMShell /etc/qube/rpc/qube.Filecopy /lib/systemd/system/qube-agent.service /lib/systemd/system/qube-guest-setup.service /usr/share/initramfs-tools/hooks/qube-guest /usr/share/man/man8/qube-agent.8; do grep -qx -- \$f '$T/o/guest.files' || { echo missing \$f; exit 1; }; done"
+check "guest gets the agent, qube-call, qube-exec, qube-copy and the file-copy programs, the rpc services, its units, the initramfs hook" \
+  bash -c "for f in /usr/bin/qube-agent /usr/bin/qube-call /usr/bin/qube-copy /usr/bin/qube-filecopy-receive /usr/bin/qube-move-to /etc/qube/rpc/qube.VMShell /etc/qube/rpc/qube.Exec /usr/libexec/qube/qube-exec /etc/qube/rpc/qube.Filecopy /lib/systemd/system/qube-agent.service /lib/systemd/system/qube-guest-setup.service /usr/share/initramfs-tools/hooks/qube-guest /usr/share/man/man8/qube-agent.8; do grep -qx -- \$f '$T/o/guest.files' || { echo missing \$f; exit 1; }; done"
 check "policy gets qubectl, the default policy, its man page and completion" \
   bash -c "for f in /usr/bin/qubectl /etc/qube/policy.d/90-default.policy /usr/share/man/man1/qubectl.1 /usr/share/bash-completion/completions/qubectl; do grep -qx -- \$f '$T/o/policy.files' || exit 1; done"
-check "host gets qubed, the broker, vsockd, the compositor and its session, and a new sbin program" \
-  bash -c "for f in /usr/sbin/qubed /usr/sbin/qube-broker /usr/sbin/qube-new-daemon /usr/bin/qube-vsockd /usr/bin/qube-compositor /usr/share/wayland-sessions/qube.desktop /lib/systemd/system/qubed.service /usr/share/man/man8/qubed.8; do grep -qx -- \$f '$T/o/host.files' || exit 1; done"
+check "host gets qubed, the broker, its host agent, vsockd, the compositor, its GUI bridge and session, and a new sbin program" \
+  bash -c "for f in /usr/sbin/qubed /usr/sbin/qube-broker /usr/sbin/qube-host-agent /usr/bin/qube-gui-bridge /usr/sbin/qube-new-daemon /usr/bin/qube-vsockd /usr/bin/qube-compositor /usr/share/wayland-sessions/qube.desktop /lib/systemd/system/qubed.service /usr/share/man/man8/qubed.8; do grep -qx -- \$f '$T/o/host.files' || exit 1; done"
 check "deb drops the dracut file" has dropped /usr/lib/dracut/dracut.conf.d/90-qube-guest.conf
 check "no file in two packages" bash -c "! cat '$T/o/guest.files' '$T/o/host.files' '$T/o/policy.files' '$T/o/dropped.files' | sort | uniq -d | grep -q ."
 check "every file in exactly one list" test "$(cat "$T/o"/*.files | wc -l)" = "$(cd "$T/d" && find . ! -type d | wc -l)"

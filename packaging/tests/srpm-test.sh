@@ -47,6 +47,14 @@ if [ "$prefix" != /usr ]; then
   cp -a "$T/inst$prefix/." "$T/inst/usr/"
   rm -rf "${T:?}/inst$prefix"
 fi
+# %meson configures --sysconfdir=/etc; a /usr/local build's relative
+# sysconfdir installed under the prefix (PREFIX/etc): put it where the
+# package build would
+if [ -d "$T/inst/usr/etc" ]; then
+  mkdir -p "$T/inst/etc"
+  cp -a "$T/inst/usr/etc/." "$T/inst/etc/"
+  rm -rf "${T:?}/inst/usr/etc"
+fi
 if bash "$top/packaging/split.sh" --format rpm --rules "$top/packaging/split.rules" \
      --key-files "$top/packaging/key-files" "$T/inst" "$T/split" > "$T/split.log" 2>&1; then
   ok "rpm split of the real meson install: every file placed, key files present ($(sed -n 's/.*: \(qube-[a-z]*: [0-9]* files\)/\1/p' "$T/split.log" | tr '\n' ' '))"
