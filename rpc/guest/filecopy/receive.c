@@ -474,7 +474,8 @@ int main(int argc, char **argv)
 
 	/* 3. the stream */
 	unsigned flags = (getenv("QFC_NO_OPENAT2") ? QFC_UNPACK_NO_OPENAT2 : 0) |
-			 (getenv("QFC_NO_TMPFILE") ? QFC_UNPACK_NO_TMPFILE : 0);
+			 (getenv("QFC_NO_TMPFILE") ? QFC_UNPACK_NO_TMPFILE : 0) |
+			 (getenv("QFC_NO_FLINK") ? QFC_UNPACK_NO_FLINK : 0);
 	struct qfc_unpack_result res;
 	r = qfc_unpack(STDIN_FILENO, root_fd, &l, flags, stderr, &res);
 	if (r < 0) {

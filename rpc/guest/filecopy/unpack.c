@@ -55,6 +55,7 @@ struct unpacker {
 	int parent_fd;
 	bool have_openat2;
 	bool have_tmpfile; /* O_TMPFILE and /proc/self/fd to link it */
+	bool have_flink;   /* linkat(AT_EMPTY_PATH) of an O_TMPFILE works */
 	mode_t umask;      /* the process's: files are created with their mode */
 	unsigned tmp_counter;
 	uint64_t collisions; /* see MAX_COLLISIONS */
@@ -272,16 +273,25 @@ static int map_path(struct unpacker *u, const char *path, unsigned depth, char *
 	return 0;
 }
 
-static int link_tmpfile(int fd, int pfd, const char *base)
+/*
+ * Names an O_TMPFILE: linkat(AT_EMPTY_PATH) where the kernel lets the
+ * file's opener do that (Linux 6.10 and later; before, it takes
+ * CAP_DAC_READ_SEARCH), else through /proc/self/fd (checked to exist before
+ * O_TMPFILE is used at all).  The first refusal of AT_EMPTY_PATH settles it
+ * for the transfer.
+ */
+static int link_tmpfile(struct unpacker *u, int fd, int pfd, const char *base)
 {
+	if (u->have_flink) {
+		if (linkat(fd, "", pfd, base, AT_EMPTY_PATH) == 0)
+			return 0;
+		if (errno != ENOENT && errno != EPERM)
+			return -errno;
+		u->have_flink = false;
+	}
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if (linkat(AT_FDCWD, proc, pfd, base, AT_SYMLINK_FOLLOW) == 0)
-		return 0;
-	if (errno != ENOENT)
-		return -errno;
-	/* no /proc: AT_EMPTY_PATH (needs CAP_DAC_READ_SEARCH on older kernels) */
-	if (linkat(fd, "", pfd, base, AT_EMPTY_PATH) == 0)
 		return 0;
 	return -errno;
 }
@@ -374,10 +384,10 @@ static int open_tmp(struct unpacker *u, int pfd, mode_t mode, char *tmpname, siz
 }
 
 /* Gives the complete file fd its name target in pfd; never replaces. */
-static int place(int fd, int pfd, const char *tmpname, const char *target)
+static int place(struct unpacker *u, int fd, int pfd, const char *tmpname, const char *target)
 {
 	if (!tmpname[0])
-		return link_tmpfile(fd, pfd, target);
+		return link_tmpfile(u, fd, pfd, target);
 	if (renameat2(pfd, tmpname, pfd, target, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno != EINVAL && errno != ENOSYS)
@@ -515,7 +525,7 @@ static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *
 			}
 			target = cand;
 		}
-		r = place(fd, pfd, tmpname, target);
+		r = place(u, fd, pfd, tmpname, target);
 		if (r == 0) {
 			if (top) {
 				snprintf(u->top_real, sizeof(u->top_real), "%s", cand);
@@ -767,6 +777,7 @@ int qfc_unpack(int in_fd, int root_fd, const struct qfc_limits *limits, unsigned
 	 * needs a capability on older kernels): without /proc, hidden names */
 	struct stat st;
 	u.have_tmpfile = !(flags & QFC_UNPACK_NO_TMPFILE) && stat("/proc/self/fd", &st) == 0;
+	u.have_flink = !(flags & QFC_UNPACK_NO_FLINK);
 	u.umask = umask(0);
 	umask(u.umask);
 	u.buf = malloc(BUF_SIZE);

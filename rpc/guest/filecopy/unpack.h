@@ -18,6 +18,7 @@ struct qfc_unpack_result {
 enum {
 	QFC_UNPACK_NO_OPENAT2 = 1 << 0, /* resolve component by component (tests) */
 	QFC_UNPACK_NO_TMPFILE = 1 << 1, /* hidden temporary names, not O_TMPFILE (tests) */
+	QFC_UNPACK_NO_FLINK = 1 << 2,   /* link an O_TMPFILE through /proc only (tests) */
 };
 
 /*

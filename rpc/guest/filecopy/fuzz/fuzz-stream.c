@@ -12,7 +12,8 @@
  * types, modes and sizes reach the file system instead of stopping at a
  * checksum (with the bit clear, the CRC checks themselves are fuzzed).
  * Bit 1: resolve parents component by component (no openat2).  Bit 2:
- * hidden temporary names instead of O_TMPFILE.
+ * hidden temporary names instead of O_TMPFILE.  Bit 3: name an O_TMPFILE
+ * through /proc/self/fd only.
  */
 #include "fc.h"
 #include "unpack.h"
@@ -161,7 +162,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	l.max_depth = 16;
 	l.max_bytes = 1 << 20;
 	unsigned flags = ((control & 2) ? QFC_UNPACK_NO_OPENAT2 : 0) |
-			 ((control & 4) ? QFC_UNPACK_NO_TMPFILE : 0);
+			 ((control & 4) ? QFC_UNPACK_NO_TMPFILE : 0) |
+			 ((control & 8) ? QFC_UNPACK_NO_FLINK : 0);
 	struct qfc_unpack_result res;
 	int r = qfc_unpack(mfd, root, &l, flags, NULL, &res);
 	if (r < 0 && !res.msg[0])

@@ -7,7 +7,7 @@
   fuzz/corpus-stream  a control byte and a whole stream (fuzz-stream.c):
                       small valid trees (files, directories, symlinks,
                       directory ends, a name twice, Unicode names) with
-                      control 1 (checksums fixed up), 3 and 7 (fallback
+                      control 1 (checksums fixed up), 3, 7 and 9 (fallback
                       paths), and the same with one lie each (control 0)
 
 Deterministic; rerun after a format change and commit the result.
@@ -125,6 +125,7 @@ def streams():
             if k in ("tree", "deep"):
                 seeds[k + "-no-openat2"] = b"\x03" + v
                 seeds[k + "-no-tmpfile"] = b"\x07" + v
+                seeds[k + "-no-flink"] = b"\x09" + v
         else:
             seeds[k] = b"\x00" + v
     return seeds

@@ -29,6 +29,14 @@ check "tree: no setuid, setgid or sticky bit arrived" \
 check "no hidden temporary file left" test -z "$(find "$T/in" -name '.qube-incoming-*')"
 check "incoming dir holds only work/tree" test "$(ls -A "$T/in")/$(ls -A "$T/in/work")" = "work/tree"
 
+# an O_TMPFILE named through /proc/self/fd (kernels before 6.10)
+new_incoming "$T/in2"
+QFC_NO_FLINK=1 pair -C "$T/src" work "$T/in2" -- tree
+check "O_TMPFILE linked through /proc: exit 0/0 ($SEND_RC/$RECV_RC)" test "$SEND_RC/$RECV_RC" = 0/0
+check "O_TMPFILE linked through /proc: identical" \
+	python3 "$HERE/compare-tree.py" "$T/src/tree" "$T/in2/work/tree"
+rm -rf "$T/in2"
+
 # the fallbacks give the same tree: parents opened one component at a time
 # with O_NOFOLLOW (no openat2), data in hidden temporary names (no O_TMPFILE)
 new_incoming "$T/in2"
