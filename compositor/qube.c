@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -442,13 +443,21 @@ static void handle_command(struct ctl_conn *c, char *line)
 		qc_view_set_position(v, (int)x, (int)y);
 		replyf(c, "OK %d %d\n", v->x, v->y);
 	} else if (!server->opt.debug_control &&
-		   (strcmp(cmd, "KEY") == 0 || strcmp(cmd, "BORDERS") == 0 ||
-		    strcmp(cmd, "STATS") == 0 || strcmp(cmd, "STATS-RESET") == 0)) {
+		   (strcmp(cmd, "KEY") == 0 || strcmp(cmd, "KEY-TIMED") == 0 ||
+		    strcmp(cmd, "BORDERS") == 0 || strcmp(cmd, "STATS") == 0 ||
+		    strcmp(cmd, "STATS-RESET") == 0)) {
 		replyf(c, "ERROR %s needs --debug-control\n", cmd);
-	} else if (strcmp(cmd, "KEY") == 0 && argc == 2) {
+	} else if ((strcmp(cmd, "KEY") == 0 || strcmp(cmd, "KEY-TIMED") == 0) && argc == 2) {
+		/* KEY-TIMED: the reply carries CLOCK_MONOTONIC at the press (the
+		 * latency benchmark compares it with the client's receipt) */
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
 		int r = qc_inject_keys(server, argv[1]);
 		if (r < 0)
-			replyf(c, "ERROR KEY %s: %s\n", argv[1], r == -ENODEV ? "no test keyboard" : "bad key");
+			replyf(c, "ERROR %s %s: %s\n", cmd, argv[1],
+			       r == -ENODEV ? "no test keyboard" : "bad key");
+		else if (strcmp(cmd, "KEY-TIMED") == 0)
+			replyf(c, "OK t=%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
 		else
 			replyf(c, "OK\n");
 	} else if (strcmp(cmd, "BORDERS") == 0 && argc == 2 &&

@@ -370,7 +370,7 @@ static void handle_new_output(struct wl_listener *l, void *data)
 {
 	struct qc_server *server = wl_container_of(l, server, new_output);
 	struct wlr_output *output = data;
-	if (!qc_compat_output_init(&server->be, output)) {
+	if (!qc_compat_output_init(&server->be, output, server->opt.bench_refresh_hz)) {
 		fprintf(stderr, "qube-compositor: cannot enable output %s\n", output->name);
 		return;
 	}
@@ -424,6 +424,7 @@ static void usage(FILE *f)
 		"  --font PATH          TrueType font for titles and prompts\n"
 		"  --debug-control      enable the test commands KEY, BORDERS, STATS\n"
 		"  --bench-full-damage  repaint the whole output on every frame\n"
+		"  --bench-refresh HZ   headless output refresh rate (benchmarks)\n"
 		"  -s CMD               run CMD (with /bin/sh -c) once started\n",
 		QUBE_POLICY_DIR, QC_CLIP_DEFAULT_CAP);
 }
@@ -441,6 +442,7 @@ static int parse_args(struct qc_options *opt, int argc, char **argv)
 		{ "font", required_argument, NULL, 'f' },
 		{ "debug-control", no_argument, NULL, 'd' },
 		{ "bench-full-damage", no_argument, NULL, 'D' },
+		{ "bench-refresh", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -470,6 +472,15 @@ static int parse_args(struct qc_options *opt, int argc, char **argv)
 				return -EINVAL;
 			}
 			opt->ask_timeout_ms = (unsigned)v;
+			break;
+		case 'R':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || v == 0 || v > 1000) {
+				fprintf(stderr, "qube-compositor: --bench-refresh: '%s' is not 1..1000\n", optarg);
+				return -EINVAL;
+			}
+			opt->bench_refresh_hz = (unsigned)v;
 			break;
 		case 'C':
 			errno = 0;

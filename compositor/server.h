@@ -144,6 +144,7 @@ struct qc_options {
 	size_t clip_cap;
 	bool debug_control;
 	bool bench_full_damage;
+	unsigned bench_refresh_hz; /* 0: the output's own mode */
 	const char *startup_cmd;
 };
 

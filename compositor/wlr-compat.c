@@ -9,6 +9,7 @@
 #include <wlr/backend/headless.h>
 #include <wlr/backend/multi.h>
 #include <wlr/interfaces/wlr_keyboard.h>
+#include <wlr/interfaces/wlr_output.h>
 #include <wlr/types/wlr_output_damage.h>
 #include <wlr/types/wlr_xdg_decoration_v1.h>
 #include <drm_fourcc.h>
@@ -149,11 +150,15 @@ void qc_compat_layout_box(struct wlr_output_layout *layout, struct wlr_box *ret_
 	*ret_box = b ? *b : (struct wlr_box){ 0 };
 }
 
-bool qc_compat_output_init(struct qc_compat_backend *be, struct wlr_output *output)
+bool qc_compat_output_init(struct qc_compat_backend *be, struct wlr_output *output,
+			   unsigned refresh_hz)
 {
 	if (!wlr_output_init_render(output, be->allocator, be->renderer))
 		return false;
-	if (!wl_list_empty(&output->modes))
+	if (refresh_hz && wlr_output_is_headless(output))
+		wlr_output_set_custom_mode(output, output->width, output->height,
+					   (int32_t)refresh_hz * 1000);
+	else if (!wl_list_empty(&output->modes))
 		wlr_output_set_mode(output, wlr_output_preferred_mode(output));
 	wlr_output_enable(output, true);
 	return wlr_output_commit(output);
@@ -173,6 +178,7 @@ uint64_t qc_compat_output_frame(struct wlr_scene *scene, struct wlr_output *outp
 	if (full_damage)
 		wlr_output_damage_add_whole(so->damage);
 	struct timespec a, b, ca, cb;
+	uint32_t seq = output->commit_seq;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ca);
 	bool done = wlr_scene_output_commit(so);
@@ -180,6 +186,17 @@ uint64_t qc_compat_output_frame(struct wlr_scene *scene, struct wlr_output *outp
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* 0.15's headless outputs never send "present", so presentation-time
+	 * feedback would never arrive; a headless commit is on "screen" as
+	 * soon as it is done (0.16+ headless sends it itself) */
+	if (done && output->commit_seq != seq && wlr_output_is_headless(output)) {
+		struct wlr_output_event_present ev = {
+			.commit_seq = output->commit_seq,
+			.presented = true,
+			.when = &b,
+		};
+		wlr_output_send_present(output, &ev);
+	}
 	wlr_scene_output_send_frame_done(so, &now);
 	if (!done)
 		return 0;

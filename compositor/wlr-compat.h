@@ -64,7 +64,10 @@ struct wlr_surface *qc_compat_surface_at(struct wlr_scene_node *root, double lx,
 /* Outputs */
 /* The box around all outputs (0.16+: wlr_output_layout_get_box fills a box) */
 void qc_compat_layout_box(struct wlr_output_layout *layout, struct wlr_box *ret_box);
-bool qc_compat_output_init(struct qc_compat_backend *be, struct wlr_output *output);
+/* Enables OUTPUT in its preferred mode, or a headless output at
+ * REFRESH_HZ when that is not 0. */
+bool qc_compat_output_init(struct qc_compat_backend *be, struct wlr_output *output,
+			   unsigned refresh_hz);
 /* Renders SCENE on OUTPUT (FULL_DAMAGE: repaint everything, for the
  * benchmark); returns the render+commit wall time in ns and sets
  * *RET_CPU_NS to the CPU time this thread spent on it, or returns 0 if

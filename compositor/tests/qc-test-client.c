@@ -10,7 +10,12 @@
  * Prints "READY" on stdout once every window is mapped (after a
  * roundtrip), "PASTE <text>" for each selection it receives with --paste,
  * "SELECTION none" when the selection is cleared, "COPY-SET" once its
- * selection is set, and exits 3 on a protocol error (message on stderr).
+ * selection is set, "KEY code state t=NS" for each key (NS: CLOCK_MONOTONIC
+ * at receipt), and exits 3 on a protocol error (message on stderr).
+ * --latency-commits N (benchmark): after READY, N commits of a new buffer
+ * at random moments (0-20 ms apart), each with presentation feedback,
+ * printing "PRESENT ns=<presented - commit>" or "DISCARDED", then
+ * "LATENCY-DONE".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <wayland-client.h>
 
 #include "xdg-shell-client-protocol.h"
 #include "xdg-decoration-unstable-v1-client-protocol.h"
 #include "viewporter-client-protocol.h"
+#include "presentation-time-client-protocol.h"
 
 struct window {
 	struct wl_surface *surface;
@@ -49,6 +56,8 @@ static struct {
 	struct xdg_wm_base *wm;
 	struct zxdg_decoration_manager_v1 *deco;
 	struct wp_viewporter *viewporter;
+	struct wp_presentation *presentation;
+	uint32_t pres_clock;
 	struct wl_data_device_manager *ddm;
 	struct wl_data_device *dd;
 	struct wl_keyboard *kbd;
@@ -72,6 +81,7 @@ static struct {
 	const char *copy_text;
 	bool copy_set;
 	const char *orphan_deco;
+	int latency_commits;
 
 	struct window *win;
 	struct wl_data_offer *offer;
@@ -103,6 +113,8 @@ static int shm_buffer(int w, int h, uint32_t argb, struct wl_buffer **ret)
 	close(fd);
 	return 0;
 }
+
+static void display_error_exit(void);
 
 static void buffer_release(void *data, struct wl_buffer *b)
 {
@@ -303,7 +315,9 @@ static void kb_key(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t t, 
 		   uint32_t state)
 {
 	g.last_serial = serial;
-	printf("KEY %u %u\n", key, state);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	printf("KEY %u %u t=%lld\n", key, state, (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
 	fflush(stdout);
 }
 static void kb_mods(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t a, uint32_t b,
@@ -328,6 +342,98 @@ static void seat_caps(void *d, struct wl_seat *seat, uint32_t caps)
 static void seat_name(void *d, struct wl_seat *s, const char *n) {}
 static const struct wl_seat_listener seat_listener = { .capabilities = seat_caps, .name = seat_name };
 
+/* ---- commit-to-screen latency (--latency-commits) ---- */
+
+static void pres_clock_id(void *d, struct wp_presentation *p, uint32_t clk)
+{
+	g.pres_clock = clk;
+}
+static const struct wp_presentation_listener pres_listener = { .clock_id = pres_clock_id };
+
+struct timed_commit {
+	int64_t commit_ns;
+	int done; /* 0 pending, 1 presented, 2 discarded */
+	int64_t presented_ns;
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void fb_sync_output(void *d, struct wp_presentation_feedback *f, struct wl_output *o) {}
+static void fb_presented(void *d, struct wp_presentation_feedback *f, uint32_t sec_hi,
+			 uint32_t sec_lo, uint32_t nsec, uint32_t refresh, uint32_t seq_hi,
+			 uint32_t seq_lo, uint32_t flags)
+{
+	struct timed_commit *tc = d;
+	tc->presented_ns = (int64_t)((((uint64_t)sec_hi << 32) | sec_lo) * 1000000000ULL + nsec);
+	tc->done = 1;
+	wp_presentation_feedback_destroy(f);
+}
+static void fb_discarded(void *d, struct wp_presentation_feedback *f)
+{
+	struct timed_commit *tc = d;
+	tc->done = 2;
+	wp_presentation_feedback_destroy(f);
+}
+static const struct wp_presentation_feedback_listener fb_listener = {
+	.sync_output = fb_sync_output,
+	.presented = fb_presented,
+	.discarded = fb_discarded,
+};
+
+static void dispatch_for(int ms)
+{
+	int64_t end = mono_ns() + (int64_t)ms * 1000000;
+	for (;;) {
+		int64_t left = end - mono_ns();
+		if (left <= 0)
+			break;
+		wl_display_dispatch_pending(g.display);
+		wl_display_flush(g.display);
+		struct pollfd p = { .fd = wl_display_get_fd(g.display), .events = POLLIN };
+		if (poll(&p, 1, (int)(left / 1000000) + 1) > 0 && wl_display_dispatch(g.display) < 0)
+			display_error_exit();
+	}
+}
+
+static void latency_commits(struct window *win, int n)
+{
+	if (!g.presentation || g.pres_clock != CLOCK_MONOTONIC) {
+		fprintf(stderr, "qc-test-client: no wp_presentation on CLOCK_MONOTONIC\n");
+		exit(1);
+	}
+	srand((unsigned)mono_ns());
+	for (int i = 0; i < n; i++) {
+		dispatch_for(rand() % 21);
+		struct timed_commit tc = { 0 };
+		struct wl_buffer *buf;
+		if (shm_buffer(win->w, win->h, win->color ^ (uint32_t)(i & 1 ? 0x010101 : 0), &buf) < 0)
+			exit(1);
+		wl_buffer_add_listener(buf, &buffer_listener, NULL);
+		wl_surface_attach(win->surface, buf, 0, 0);
+		wl_surface_damage(win->surface, 0, 0, INT32_MAX, INT32_MAX);
+		struct wp_presentation_feedback *fb = wp_presentation_feedback(g.presentation, win->surface);
+		wp_presentation_feedback_add_listener(fb, &fb_listener, &tc);
+		wl_surface_commit(win->surface);
+		tc.commit_ns = mono_ns();
+		wl_display_flush(g.display);
+		while (!tc.done)
+			if (wl_display_dispatch(g.display) < 0)
+				display_error_exit();
+		if (tc.done == 1)
+			printf("PRESENT ns=%lld\n", (long long)(tc.presented_ns - tc.commit_ns));
+		else
+			printf("DISCARDED\n");
+		fflush(stdout);
+	}
+	printf("LATENCY-DONE\n");
+	fflush(stdout);
+}
+
 static void reg_global(void *data, struct wl_registry *r, uint32_t name, const char *iface,
 		       uint32_t version)
 {
@@ -347,7 +453,10 @@ static void reg_global(void *data, struct wl_registry *r, uint32_t name, const c
 		xdg_wm_base_add_listener(g.wm, &wm_listener, NULL);
 	} else if (strcmp(iface, "zxdg_decoration_manager_v1") == 0)
 		g.deco = wl_registry_bind(r, name, &zxdg_decoration_manager_v1_interface, 1);
-	else if (strcmp(iface, "wp_viewporter") == 0)
+	else if (strcmp(iface, "wp_presentation") == 0) {
+		g.presentation = wl_registry_bind(r, name, &wp_presentation_interface, 1);
+		wp_presentation_add_listener(g.presentation, &pres_listener, NULL);
+	} else if (strcmp(iface, "wp_viewporter") == 0)
 		g.viewporter = wl_registry_bind(r, name, &wp_viewporter_interface, 1);
 	else if (strcmp(iface, "wl_data_device_manager") == 0)
 		g.ddm = wl_registry_bind(r, name, &wl_data_device_manager_interface, 3);
@@ -430,8 +539,6 @@ static void popup_done(void *d, struct xdg_popup *p) {}
 static const struct xdg_popup_listener popup_listener = { .configure = popup_configure, .popup_done = popup_done };
 
 static struct window popup_win;
-
-static void display_error_exit(void);
 
 static void add_popup(struct window *parent)
 {
@@ -521,6 +628,7 @@ int main(int argc, char **argv)
 		{ "paste", no_argument, NULL, 'p' },
 		{ "animate", no_argument, NULL, 'A' },
 		{ "orphan-decoration", required_argument, NULL, 'O' },
+		{ "latency-commits", required_argument, NULL, 'N' },
 		{ 0 },
 	};
 	g.color = 0xff808080u;
@@ -570,6 +678,7 @@ int main(int argc, char **argv)
 		case 'y': g.copy_text = optarg; break;
 		case 'p': g.paste = true; break;
 		case 'A': g.animate = true; break;
+		case 'N': g.latency_commits = atoi(optarg); break;
 		case 'O':
 			if (strcmp(optarg, "exit") != 0 && strcmp(optarg, "destroy") != 0)
 				return 2;
@@ -636,6 +745,8 @@ int main(int argc, char **argv)
 		display_error_exit();
 	printf("READY\n");
 	fflush(stdout);
+	if (g.latency_commits > 0)
+		latency_commits(&g.win[0], g.latency_commits);
 	while (wl_display_dispatch(g.display) >= 0)
 		;
 	display_error_exit();

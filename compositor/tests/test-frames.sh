@@ -2,8 +2,9 @@
 # Two qube sockets and the host socket with real clients (the test client,
 # weston-simple-shm): every qube window and popup is framed in exactly its
 # label colour, titles are "[qube] title", host windows carry no frame,
-# and removing a qube removes its windows.  A PNG of the scene is kept
-# when QC_SHOT_DIR is set (docs/compositor-two-qubes.png comes from it).
+# presentation feedback arrives, and removing a qube removes its windows.
+# A PNG of the scene is kept when QC_SHOT_DIR is set
+# (docs/compositor-two-qubes.png comes from it).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -68,6 +69,15 @@ check "popup content drawn" pixels rect "$T/shot.ppm" $((px + 4)) $((py + 4)) $(
 # shellcheck disable=SC2046
 read -r wx wy ww wh < <(window_frame '[work] mail')
 check "popup inside its window" test "$px" -ge "$wx" -a "$py" -ge "$((wy + 16))" -a $((px + pw)) -le $((wx + ww)) -a $((py + ph)) -le $((wy + wh))
+
+# presentation-time (on the qube allow-list): each commit is reported
+# presented, after it was committed (wlroots 0.15's headless backend sends
+# no present event by itself: the compositor sends it)
+start_client pres "$T/qube-wayland-work" --title pres --size 60x40 --latency-commits 5
+wait_client pres LATENCY-DONE 30
+check "presentation feedback: 5 commits presented, none discarded" \
+	bash -c "test \$(grep -c '^PRESENT ns=[0-9]' '$T/client-pres.out') = 5 && ! grep -q DISCARDED '$T/client-pres.out'"
+kill_client pres
 
 # removing a qube closes its socket and every window of it
 check "QUBE-REMOVE personal" ctl "QUBE-REMOVE personal"
