@@ -43,6 +43,7 @@ struct bk_config {
 	unsigned start_timeout_ms; /* start interface must answer within */
 	unsigned connect_timeout_ms; /* agent must accept + hello within */
 	const char *adminvm_socket; /* host service runner (@adminvm); NULL: 125 */
+	const char *host_calls_dir; /* DIR/vsock_513: calls whose source is dom0 */
 	unsigned max_asks_per_qube; /* questions open at the prompt from one source */
 	unsigned log_per_qube;    /* log lines per qube per 10 s before suppression */
 	bool selftest_seccomp;    /* sandbox calls a forbidden syscall */

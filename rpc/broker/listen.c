@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,8 @@ void mon_listener_close(struct monitor *m, struct mon_listener *l)
 	free(l);
 }
 
-static int listener_add_unix(struct monitor *m, const char *name)
+/* A unix listener: connections to DIR/vsock_513 are calls from NAME. */
+static int listener_add_unix_at(struct monitor *m, const char *dir, const char *name, bool host)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct mon_listener *l;
@@ -44,9 +46,9 @@ static int listener_add_unix(struct monitor *m, const char *name)
 	if (!l)
 		return -ENOMEM;
 	l->w = (struct mon_watch){ .kind = MK_LISTENER, .owner = l };
+	l->host = host;
 	snprintf(l->name, sizeof(l->name), "%s", name);
-	n = snprintf(l->path, sizeof(l->path), "%s/%s/vsock_%u", m->cfg->qubes_dir, name,
-		     QRPC_PORT_BROKER);
+	n = snprintf(l->path, sizeof(l->path), "%s/vsock_%u", dir, QRPC_PORT_BROKER);
 	if (n < 0 || (size_t)n >= sizeof(l->path)) {
 		r = -ENAMETOOLONG;
 		goto err_free;
@@ -85,20 +87,67 @@ err_free:
 	return r;
 }
 
+static int listener_add_unix(struct monitor *m, const char *name)
+{
+	char dir[PATH_MAX];
+	int n = snprintf(dir, sizeof(dir), "%s/%s", m->cfg->qubes_dir, name);
+
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return -ENAMETOOLONG;
+	return listener_add_unix_at(m, dir, name, false);
+}
+
+/* --host-calls DIR: DIR/vsock_513, where every connection is a call whose
+ * source is the admin qube (the host: `qubectl run`).  Who may connect is
+ * decided by DIR's permissions (qubed makes it 0750 root:qube); no guest
+ * transport leads there.  Made again by mon_listeners_rescan when its
+ * socket file is removed. */
+int mon_listener_add_host(struct monitor *m)
+{
+	int r;
+
+	if (!m->cfg->host_calls_dir)
+		return 0;
+	r = listener_add_unix_at(m, m->cfg->host_calls_dir, BK_ADMIN_QUBE, true);
+	if (r < 0)
+		bk_log("host calls: cannot listen on %s/vsock_%u: %s", m->cfg->host_calls_dir,
+		       QRPC_PORT_BROKER, strerror(-r));
+	else
+		bk_log("host calls (source %s): listening on %s/vsock_%u", BK_ADMIN_QUBE,
+		       m->cfg->host_calls_dir, QRPC_PORT_BROKER);
+	return r;
+}
+
 /* Makes the set of listeners match the qube directories in QUBES_DIR. */
 void mon_listeners_rescan(struct monitor *m)
 {
 	struct mon_listener **pp, *l;
 	DIR *d;
 	struct dirent *de;
+	bool have_host = false;
 
+	/* the host-call socket: made again when it was removed */
+	for (pp = &m->listeners; (l = *pp);) {
+		struct stat st;
+
+		if (l->host && (lstat(l->path, &st) < 0 || st.st_ino != l->ino)) {
+			*pp = l->next;
+			bk_log("host calls: socket %s gone; listening again", l->path);
+			mon_listener_close(m, l);
+			continue;
+		}
+		have_host |= l->host;
+		pp = &l->next;
+	}
+	if (!have_host && m->cfg->host_calls_dir)
+		mon_listener_add_host(m);
 	if (!m->cfg->qubes_dir)
 		return;
 	/* drop listeners whose socket vanished or was replaced */
 	for (pp = &m->listeners; (l = *pp);) {
 		struct stat st;
 
-		if (!l->vsock && (lstat(l->path, &st) < 0 || st.st_ino != l->ino)) {
+		if (!l->vsock && !l->host && (lstat(l->path, &st) < 0 || st.st_ino != l->ino)) {
 			*pp = l->next;
 			bk_log("qube %s: socket directory gone, no longer listening", l->name);
 			mon_listener_close(m, l);
@@ -130,7 +179,7 @@ void mon_listeners_rescan(struct monitor *m)
 		    !S_ISDIR(st.st_mode))
 			continue;
 		for (l = m->listeners; l; l = l->next)
-			if (!l->vsock && strcmp(l->name, de->d_name) == 0)
+			if (!l->vsock && !l->host && strcmp(l->name, de->d_name) == 0)
 				have = true;
 		if (have)
 			continue;

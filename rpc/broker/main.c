@@ -46,6 +46,9 @@ static void usage(FILE *f)
 		"  --connect-timeout MS      a target agent must answer within (default %u)\n"
 		"  --adminvm-socket PATH     host service runner (calls to @adminvm / dom0):\n"
 		"                            a qube-host-agent's DIR/vsock; without it they fail\n"
+		"  --host-calls DIR          listen on DIR/vsock_%u for calls whose source is\n"
+		"                            dom0 (the host: qubectl run); DIR's permissions\n"
+		"                            decide who may call as dom0\n"
 		"  --max-asks-per-qube N     questions open at the prompt from one qube\n"
 		"                            (default %u; more are refused)\n"
 		"  --log-per-qube N          log lines per qube per 10 s before the rest are\n"
@@ -56,7 +59,7 @@ static void usage(FILE *f)
 		"  --help, --version\n",
 		QUBE_POLICY_DIR, QRPC_PORT_BROKER, BK_DEFAULT_MAX_PER_QUBE, BK_DEFAULT_MAX_TOTAL,
 		BK_DEFAULT_HANDSHAKE_MS, BK_DEFAULT_ASK_MS, BK_DEFAULT_START_MS,
-		BK_DEFAULT_CONNECT_MS, BK_DEFAULT_MAX_ASKS, BK_DEFAULT_LOG_PER_QUBE);
+		BK_DEFAULT_CONNECT_MS, QRPC_PORT_BROKER, BK_DEFAULT_MAX_ASKS, BK_DEFAULT_LOG_PER_QUBE);
 }
 
 /* True when the socket PATH lies in a directory directly below QUBES_DIR,
@@ -102,7 +105,7 @@ int main(int argc, char **argv)
 	enum {
 		O_POLICY = 256, O_SYSINFO, O_QUBES, O_VSOCK, O_ASK, O_START, O_LOG, O_USER,
 		O_MAXQ, O_MAXT, O_HS, O_ASKT, O_STARTT, O_CONNT, O_SELFTEST, O_VERSION, O_ASKGRP,
-		O_ADMINVM, O_MAXASK, O_LOGQ,
+		O_ADMINVM, O_MAXASK, O_LOGQ, O_HOSTCALLS,
 	};
 	static const struct option opts[] = {
 		{ "policy-dir", required_argument, NULL, O_POLICY },
@@ -121,6 +124,7 @@ int main(int argc, char **argv)
 		{ "start-timeout", required_argument, NULL, O_STARTT },
 		{ "connect-timeout", required_argument, NULL, O_CONNT },
 		{ "adminvm-socket", required_argument, NULL, O_ADMINVM },
+		{ "host-calls", required_argument, NULL, O_HOSTCALLS },
 		{ "max-asks-per-qube", required_argument, NULL, O_MAXASK },
 		{ "log-per-qube", required_argument, NULL, O_LOGQ },
 		{ "selftest-seccomp", no_argument, NULL, O_SELFTEST },
@@ -160,6 +164,7 @@ int main(int argc, char **argv)
 		case O_STARTT: r = parse_uint("--start-timeout", optarg, 10, 3600000, &cfg.start_timeout_ms); break;
 		case O_CONNT: r = parse_uint("--connect-timeout", optarg, 10, 3600000, &cfg.connect_timeout_ms); break;
 		case O_ADMINVM: cfg.adminvm_socket = optarg; break;
+		case O_HOSTCALLS: cfg.host_calls_dir = optarg; break;
 		case O_MAXASK:
 			r = parse_uint("--max-asks-per-qube", optarg, 1, 65536,
 				       &cfg.max_asks_per_qube);
@@ -193,6 +198,20 @@ int main(int argc, char **argv)
 				"--qubes-dir %s: the host service runner needs its own place\n",
 			cfg.adminvm_socket, cfg.qubes_dir);
 		return 2;
+	}
+	if (cfg.host_calls_dir && cfg.qubes_dir) {
+		char probe[PATH_MAX];
+		int n = snprintf(probe, sizeof(probe), "%s/vsock_%u", cfg.host_calls_dir,
+				 QRPC_PORT_BROKER);
+
+		/* a qube's directory there would be both a qube and the host */
+		if (n < 0 || (size_t)n >= sizeof(probe) ||
+		    adminvm_in_qubes_dir(probe, cfg.qubes_dir)) {
+			fprintf(stderr, "qube-broker: --host-calls %s is a qube's directory of "
+					"--qubes-dir %s: the host's calls need their own place\n",
+				cfg.host_calls_dir, cfg.qubes_dir);
+			return 2;
+		}
 	}
 	if (cfg.max_per_qube > cfg.max_total) {
 		fprintf(stderr, "qube-broker: --max-per-qube (%u) is larger than --max-total (%u)\n",

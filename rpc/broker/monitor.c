@@ -830,7 +830,7 @@ int bk_monitor_main(const struct bk_config *given)
 	struct bk_config sized = *given;
 	const struct bk_config *cfg = &sized;
 	struct monitor mm = { .cfg = cfg, .ipc_fd = -1, .child = -1, .ino_fd = -1, .sig_fd = -1,
-			      .ask_fd = -1, .wd_policy = -1, .wd_sysinfo = -1, .wd_qubes = -1,
+			      .ask_fd = -1, .wd_policy = -1, .wd_sysinfo = -1, .wd_qubes = -1, .wd_host = -1,
 			      .wd_vsock_map = -1 };
 	struct monitor *m = &mm;
 	sigset_t mask;
@@ -891,7 +891,11 @@ int bk_monitor_main(const struct bk_config *given)
 			bk_log("vsock transport: %s", strerror(-r));
 			goto out;
 		}
+		if (cfg->host_calls_dir && mon_listener_add_host(m) < 0)
+			goto out;
 	} else {
+		if (cfg->host_calls_dir && mon_listener_add_host(m) < 0)
+			goto out;
 		m->wd_qubes = inotify_add_watch(m->ino_fd, cfg->qubes_dir,
 						IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM |
 							IN_ONLYDIR);
@@ -900,6 +904,13 @@ int bk_monitor_main(const struct bk_config *given)
 			goto out;
 		}
 		mon_listeners_rescan(m);
+	}
+	if (cfg->host_calls_dir) {
+		m->wd_host = inotify_add_watch(m->ino_fd, cfg->host_calls_dir,
+					       IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR);
+		if (m->wd_host < 0)
+			bk_log("inotify on %s: %s (a removed host-call socket is not made again)",
+			       cfg->host_calls_dir, strerror(errno));
 	}
 	if (cfg->ask_socket) {
 		r = mon_ask_listen(m);

@@ -46,6 +46,7 @@ struct mon_listener {
 	struct mon_watch w;
 	int fd;
 	bool vsock;               /* AF_VSOCK: source from the peer CID */
+	bool host;                /* --host-calls: source the admin qube */
 	char name[QRPC_MAX_QUBE + 1]; /* unix: the qube whose socket this is */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	ino_t ino;
@@ -142,7 +143,7 @@ struct monitor {
 	pid_t child;
 	struct mon_watch ipc_w, ino_w, sig_w, ask_w;
 	int ino_fd, sig_fd, ask_fd;
-	int wd_policy, wd_sysinfo, wd_qubes, wd_vsock_map;
+	int wd_policy, wd_sysinfo, wd_qubes, wd_vsock_map, wd_host;
 	char vsock_map_name[NAME_MAX + 1];
 	/* directories of what the policy includes (deps_sync) */
 	struct mon_dep_watch *dep_watches;
@@ -210,6 +211,8 @@ void mon_listeners_rescan(struct monitor *m);
 int mon_vsock_map_load(struct monitor *m);
 uint32_t mon_vsock_cid(struct monitor *m, const char *name);
 int mon_listener_add_vsock(struct monitor *m);
+/* --host-calls DIR: the admin qube's (the host's) own caller socket. */
+int mon_listener_add_host(struct monitor *m);
 /* accept4() failed with EMFILE/ENFILE/ENOBUFS/ENOMEM: stop accepting on
  * every listener (the qubes' and the ask socket) for 100 ms, doubling to
  * 2 s while it lasts, with one log line per episode, instead of spinning

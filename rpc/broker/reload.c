@@ -112,7 +112,7 @@ int mon_watch_file(struct monitor *m, const char *path, char *name, size_t cap, 
 static bool wd_is_fixed(const struct monitor *m, int wd)
 {
 	return wd == m->wd_policy || wd == m->wd_sysinfo || wd == m->wd_qubes ||
-	       wd == m->wd_vsock_map;
+	       wd == m->wd_vsock_map || wd == m->wd_host;
 }
 
 static bool set_name(struct mon_dep_watch *w, const char *name)
@@ -254,6 +254,10 @@ void mon_on_inotify(struct monitor *m)
 				 strcmp(ev->name, m->sysinfo_name) == 0)
 				m->reload_at = bk_now_ms() + 100;
 			else if (ev->wd == m->wd_qubes)
+				mon_listeners_rescan(m);
+			/* the host-call socket removed: made again */
+			if (ev->wd == m->wd_host && ev->wd != m->wd_qubes &&
+			    (ev->mask & (IN_DELETE | IN_MOVED_FROM)))
 				mon_listeners_rescan(m);
 			/* not an else: the map may share a directory with the above */
 			if (ev->wd == m->wd_vsock_map && ev->len > 0 &&

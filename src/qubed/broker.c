@@ -389,6 +389,15 @@ static int broker_argv(struct qd *qd, char **argv, size_t max, char bufs[][600])
 	qd_path(bufs[4], 600, "%s/broker.log", qd->cfg.log_dir);
 	argv[n++] = "--log";
 	argv[n++] = bufs[4];
+	/* the host's own calls (qubectl run): RUN/host-calls, 0750 root:GROUP */
+	qd_path(bufs[5], 600, "%s/host-calls", qd->cfg.run_dir);
+	if (qd_mkdir_p(bufs[5], 0750) == 0 && chmod(bufs[5], 0750) == 0 &&
+	    chown(bufs[5], 0, g ? g->gr_gid : 0) == 0) {
+		argv[n++] = "--host-calls";
+		argv[n++] = bufs[5];
+	} else {
+		qd_log("%s: %s; qubectl run will not reach the broker", bufs[5], strerror(errno));
+	}
 	if (qd->cfg.host_agent_path && qd->cfg.host_agent_path[0]) {
 		/* calls to @adminvm go to the host service runner there
 		 * (qube-host-agent --transport unix:RUN/adminvm); without the
@@ -404,7 +413,7 @@ static int broker_argv(struct qd *qd, char **argv, size_t max, char bufs[][600])
 
 static int child_spawn(struct qd *qd, struct qd_child *ch)
 {
-	char *argv[32], bufs[6][600], pidfile[600], text[32];
+	char *argv[32], bufs[8][600], pidfile[600], text[32];
 	int r, n;
 
 	if (ch == &qd->broker)

@@ -17,9 +17,11 @@ cat > "$T/policy/10-exec.policy" <<'P'
 qube.Exec     *  tester  work   allow
 qube.VMShell  *  tester  work   allow
 qube.Exec     *  tester  other  deny
+qube.Exec     *  dom0    work   allow
 P
 for q in tester work other; do start_agent "$q"; done
-start_broker
+mkdir -m 0750 "$T/host"
+start_broker --host-calls "$T/host"
 
 # header QUBE_EXEC_USER ARGV...: the qube.Exec header (qube-exec.h) on stdout
 header() {
@@ -91,6 +93,19 @@ if [ "$(id -u)" = 0 ]; then
 else
 	echo "ok - # SKIP user switch: the agent is not root"
 fi
+
+# -- the host's own caller socket (--host-calls): the source is dom0
+out=$({ header '' sh -c 'echo "$QUBE_REMOTE"'; } | "$QUBE_CALL" --transport "unix:$T/host" work qube.Exec) && rc=0 || rc=$?
+check "a call on the host-call socket has source dom0" test "$rc:$out" = "0:dom0"
+check "... logged as such" grep -q "source=dom0 target=work requested=work service=qube.Exec .*decision=allow" "$T/broker.log"
+{ header '' touch "$marker"; } | "$QUBE_CALL" --transport "unix:$T/host" other qube.Exec 2>/dev/null && rc=0 || rc=$?
+check "the policy decides host calls too (no rule: 126)" bash -c "[ $rc = 126 ] && [ ! -e '$marker' ]"
+rm "$T/host/vsock_513"
+wait_for 10 "host-call socket made again" test -S "$T/host/vsock_513"
+ok "a removed host-call socket is made again"
+mkdir "$T/qubes/dom0"
+sleep 0.5
+check "a qube directory named dom0 gets no socket (nothing calls as dom0 from there)" test ! -e "$T/qubes/dom0/vsock_513"
 
 # -- qube.VMShell: the stdin is the script
 out=$(printf 'echo "shell in $SIMQUBE for $QUBE_REMOTE"\nexit 3\n' | call tester work qube.VMShell) && rc=0 || rc=$?
