@@ -46,7 +46,8 @@ struct qfc_entry {
 struct qfc_trailer {
 	uint64_t entries;    /* FILE + DIR + SYMLINK entries sent */
 	uint64_t data_bytes; /* sum of FILE sizes */
-	uint32_t crc;        /* CRC32C of every stream byte before the END header */
+	uint32_t crc;        /* CRC32C of every stream byte before the END header except
+				file data (each file's own CRC32C, which is covered, covers it) */
 	uint32_t reserved;   /* 0 */
 };
 

@@ -266,8 +266,8 @@ static int send_item(struct sender *s, struct item *it)
 				r = -EIO;
 				goto out;
 			}
+			/* the stream CRC covers the file's CRC, not its data */
 			dcrc = qfc_crc32c(dcrc, s->wbuf + s->wlen, (size_t)n);
-			s->crc = qfc_crc32c(s->crc, s->wbuf + s->wlen, (size_t)n);
 			s->wlen += (size_t)n;
 			left -= (uint64_t)n;
 			s->sent_bytes += (uint64_t)n;

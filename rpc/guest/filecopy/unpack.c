@@ -41,7 +41,7 @@ struct unpacker {
 	uint8_t *buf;       /* read buffer: [pos, len) not consumed */
 	size_t pos, len;
 	bool eof;
-	uint32_t crc;       /* of every byte consumed so far */
+	uint32_t crc;       /* of every byte consumed so far but file data */
 	uint64_t offset;    /* stream bytes consumed */
 	uint64_t entries, data_bytes;
 	uint64_t dirs, dir_ends; /* DIR entries created, DIR_END headers seen */
@@ -481,8 +481,7 @@ static int recv_file(struct unpacker *u, const struct qfc_entry *e, const char *
 		if (n > left)
 			n = (size_t)left;
 		const uint8_t *p = u->buf + u->pos;
-		dcrc = qfc_crc32c(dcrc, p, n);
-		u->crc = qfc_crc32c(u->crc, p, n);
+		dcrc = qfc_crc32c(dcrc, p, n); /* the stream CRC covers dcrc, not the data */
 		r = sink_feed(k, p, n);
 		if (r < 0)
 			goto err_write;

@@ -80,17 +80,19 @@ static void put64(uint8_t *p, uint64_t v)
 	put32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* Walks d as the format says and writes the CRCs and counts it implies. */
+/* Walks d as the format says and writes the CRCs and counts it implies
+ * (the stream CRC covers every byte before END but file data). */
 static void fix_checksums(uint8_t *d, size_t n)
 {
-	size_t pos = QFC_STREAM_HEADER_SIZE;
+	size_t pos = QFC_STREAM_HEADER_SIZE, covered = 0;
+	uint32_t crc = 0;
 	uint64_t entries = 0, bytes = 0;
 	while (pos + QFC_ENTRY_HEADER_SIZE <= n) {
 		uint32_t type = get32(d + pos);
 		uint64_t name_len = get32(d + pos + 8);
 		uint64_t size = get64(d + pos + 16);
 		if (type == QFC_T_END) {
-			uint32_t crc = qfc_crc32c(0, d, pos);
+			crc = qfc_crc32c(crc, d + covered, pos - covered);
 			pos += QFC_ENTRY_HEADER_SIZE;
 			if (pos + QFC_TRAILER_SIZE <= n) {
 				put64(d + pos, entries);
@@ -108,8 +110,11 @@ static void fix_checksums(uint8_t *d, size_t n)
 		if (type == QFC_T_FILE) {
 			if (size > n - pos || n - pos - size < 4)
 				return;
+			crc = qfc_crc32c(crc, d + covered, pos - covered);
 			put32(d + pos + size, qfc_crc32c(0, d + pos, (size_t)size));
-			pos += size + 4;
+			pos += size;
+			covered = pos; /* the data is skipped, its CRC is covered */
+			pos += 4;
 			bytes += size;
 		} else if (type == QFC_T_SYMLINK) {
 			if (size > n - pos)

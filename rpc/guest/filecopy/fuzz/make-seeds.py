@@ -39,12 +39,15 @@ def header(t, mode=0o644, name=b"", size=0, nsec=123, sec=1700000000):
 class Stream:
     def __init__(self, version=1, flags=0):
         self.b = bytearray(b"QFCP" + struct.pack("<IQ", version, flags))
+        self.data = []  # (offset, length) of file data: not in the stream CRC
         self.entries = 0
         self.bytes = 0
 
     def file(self, name, data, mode=0o644, crc=None, size=None):
         n = name.encode() if isinstance(name, str) else name
-        self.b += header(FILE, mode, n, len(data) if size is None else size) + n + data
+        self.b += header(FILE, mode, n, len(data) if size is None else size) + n
+        self.data.append((len(self.b), len(data)))
+        self.b += data
         self.b += struct.pack("<I", crc32c(data) if crc is None else crc)
         self.entries += 1
         self.bytes += len(data)
@@ -67,8 +70,15 @@ class Stream:
         self.entries += 1
         return self
 
+    def covered(self):
+        out, pos = bytearray(), 0
+        for off, n in self.data:
+            out += self.b[pos:off]
+            pos = off + n
+        return bytes(out + self.b[pos:])
+
     def end(self, crc=None, entries=None, nbytes=None):
-        c = crc32c(bytes(self.b)) if crc is None else crc
+        c = crc32c(self.covered()) if crc is None else crc
         self.b += header(END, 0, b"", 0, 0, 0)
         self.b += struct.pack("<QQII", self.entries if entries is None else entries,
                               self.bytes if nbytes is None else nbytes, c, 0)

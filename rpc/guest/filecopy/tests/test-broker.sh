@@ -108,10 +108,12 @@ def entry(t, mode, name, size):
 entry(2, 0o755, b"vault", 0)
 entry(2, 0o755, b"vault/personal", 0)
 entry(1, 0o644, b"vault/personal/x", 3)
+covered = bytes(out)  # the stream CRC covers all but file data
 out.extend(b"abc" + struct.pack("<I", crc32c(b"abc")))
+start = len(out) - 4
 entry(4, 0o755, b"vault/personal", 0)
 entry(4, 0o755, b"vault", 0)
-crc = crc32c(bytes(out))
+crc = crc32c(covered + bytes(out[start:]))
 out.extend(struct.pack("<IIIIQq", 5, 0, 0, 0, 0, 0) + struct.pack("<QQII", 3, 3, crc, 0))
 open(sys.argv[1], "wb").write(out)
 PY
