@@ -36,6 +36,24 @@ static int fmt_err(int code, char *err, size_t errlen, const char *fmt, ...)
 static uint32_t crc_table[8][256];
 static int crc_ready; /* 0 not yet, 1 software, 2 hardware */
 
+/*
+ * The instruction has a latency of several cycles but can start one per
+ * cycle: long buffers are done as three lanes of CRC_LANE bytes at once,
+ * and the lanes joined with crc_shift(), which advances a CRC register over
+ * CRC_LANE zero bytes (CRC is linear: reg(A B) = shift_|B|(reg(A)) ^
+ * reg_0(B)).
+ */
+#define CRC_LANE 4096u
+static uint32_t crc_shift_table[4][256];
+
+static uint32_t crc_soft(uint32_t c, const uint8_t *p, size_t n);
+
+static uint32_t crc_shift(uint32_t c)
+{
+	return crc_shift_table[0][c & 0xff] ^ crc_shift_table[1][(c >> 8) & 0xff] ^
+	       crc_shift_table[2][(c >> 16) & 0xff] ^ crc_shift_table[3][c >> 24];
+}
+
 static void crc_init(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
@@ -47,6 +65,20 @@ static void crc_init(void)
 	for (uint32_t i = 0; i < 256; i++)
 		for (int t = 1; t < 8; t++)
 			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+	/* shifting is linear too: the 32 single-bit registers, then the
+	 * tables by combining them */
+	static const uint8_t zeros[CRC_LANE];
+	uint32_t basis[32];
+	for (int i = 0; i < 32; i++)
+		basis[i] = crc_soft(1u << i, zeros, CRC_LANE);
+	for (int k = 0; k < 4; k++)
+		for (uint32_t b = 0; b < 256; b++) {
+			uint32_t v = 0;
+			for (int bit = 0; bit < 8; bit++)
+				if (b >> bit & 1)
+					v ^= basis[8 * k + bit];
+			crc_shift_table[k][b] = v;
+		}
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	crc_ready = __builtin_cpu_supports("sse4.2") ? 2 : 1;
@@ -74,6 +106,23 @@ static uint32_t crc_soft(uint32_t c, const uint8_t *p, size_t n)
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
 {
+	while (n >= 3 * CRC_LANE) {
+		uint64_t c0 = c, c1 = 0, c2 = 0;
+		const uint8_t *p1 = p + CRC_LANE, *p2 = p + 2 * CRC_LANE;
+		for (size_t i = 0; i < CRC_LANE; i += 8) {
+			uint64_t v0, v1, v2;
+			memcpy(&v0, p + i, 8);
+			memcpy(&v1, p1 + i, 8);
+			memcpy(&v2, p2 + i, 8);
+			c0 = __builtin_ia32_crc32di(c0, v0);
+			c1 = __builtin_ia32_crc32di(c1, v1);
+			c2 = __builtin_ia32_crc32di(c2, v2);
+		}
+		c = crc_shift((uint32_t)c0) ^ (uint32_t)c1;
+		c = crc_shift(c) ^ (uint32_t)c2;
+		p += 3 * CRC_LANE;
+		n -= 3 * CRC_LANE;
+	}
 	uint64_t c64 = c;
 	while (n >= 8) {
 		uint64_t v;

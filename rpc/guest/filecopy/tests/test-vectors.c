@@ -76,6 +76,21 @@ static void codec_checks(void)
 	for (size_t n = 0; n < 40; n++) /* every tail length and alignment */
 		expect(qfc_crc32c(7, big + n % 8, n) == qfc_crc32c_software(7, big + n % 8, n),
 		       "crc32c short buffers", __LINE__);
+	/* buffers long enough for the three-lane path, at every alignment,
+	 * just under, at and over its multiples */
+	static uint8_t huge[3 * 3 * 4096 + 64];
+	for (size_t i = 0; i < sizeof(huge); i++)
+		huge[i] = (uint8_t)(i * 2654435761u >> 13);
+	static const size_t lens[] = { 3 * 4096 - 1, 3 * 4096, 3 * 4096 + 1, 6 * 4096 + 7,
+				       3 * 3 * 4096, 3 * 3 * 4096 + 63 };
+	int lane_bad = 0;
+	for (size_t a = 0; a < 8; a++)
+		for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+			if (lens[k] + a <= sizeof(huge) &&
+			    qfc_crc32c(0x1234, huge + a, lens[k]) !=
+				    qfc_crc32c_software(0x1234, huge + a, lens[k]))
+				lane_bad++;
+	expect(lane_bad == 0, "crc32c three-lane path == table", __LINE__);
 	expect(qfc_crc32c(qfc_crc32c(0, big, 5000), big + 5000, sizeof(big) - 5000) == hw,
 	       "crc32c incremental", __LINE__);
 
