@@ -123,7 +123,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 fc big >/dev/null; raw "$T/src/big" >/dev/null; untar small >/dev/null
 
 declare -A T_
-for what in big small; do T_[fc_$what]=""; T_[raw_$what]=""; T_[tar_$what]=""; done
+for what in big small; do
+	T_[fc_$what]=""; T_[raw_$what]=""; T_[tar_$what]=""; T_[rf_$what]=""; T_[rx_$what]=""
+done
 for run in $(seq "$RUNS"); do
 	for what in big small; do
 		src=$T/src/$what; [ "$what" = small ] && src=$T/src/small.cat
@@ -134,6 +136,7 @@ for run in $(seq "$RUNS"); do
 			0) x=$(untar "$what"); f=$(fc "$what"); r=$(raw "$src") ;;
 		esac
 		T_[fc_$what]+="$f "; T_[raw_$what]+="$r "; T_[tar_$what]+="$x "
+		T_[rf_$what]+="$(ratio "$r" "$f") "; T_[rx_$what]+="$(ratio "$r" "$x") "
 		echo "run $run $what: qube-copy-to $f s ($(mbs "$bytes" "$f") MB/s), raw cat $r s ($(mbs "$bytes" "$r") MB/s), ratio $(ratio "$r" "$f"); tar through the same path $x s (ratio $(ratio "$r" "$x"))"
 	done
 done
@@ -148,6 +151,9 @@ for what in big small; do
 	f=$(tr ' ' '\n' <<<"${T_[fc_$what]}" | grep . | median)
 	r=$(tr ' ' '\n' <<<"${T_[raw_$what]}" | grep . | median)
 	x=$(tr ' ' '\n' <<<"${T_[tar_$what]}" | grep . | median)
+	rf=$(tr ' ' '\n' <<<"${T_[rf_$what]}" | grep . | median)
+	rx=$(tr ' ' '\n' <<<"${T_[rx_$what]}" | grep . | median)
+	echo "median of the per-run ratios, $what: filecopy / raw $rf; tar through the path / raw $rx"
 	echo "median $what ($bytes bytes): qube-copy-to $f s = $(mbs "$bytes" "$f") MB/s; raw cat $r s = $(mbs "$bytes" "$r") MB/s; ratio (filecopy rate / raw rate) $(ratio "$r" "$f"); bound: tar -c | path | tar -x $x s = $(mbs "$bytes" "$x") MB/s, ratio $(ratio "$r" "$x")"
 done
 
@@ -179,7 +185,7 @@ for run in $(seq "$RUNS"); do
 			u=$(cpu send_stream env QUBE_REMOTE=work QFC_CONF=/dev/null "${AS[@]}" \
 				"$QFC_RECEIVE" --incoming "$T/x")
 		fi
-		C_[u_$what]+="$u "; C_[t_$what]+="$x "
+		C_[u_$what]+="$u "; C_[t_$what]+="$x "; C_[r_$what]+="$(ratio "$u" "$x") "
 		echo "run $run cpu $what: unpacker $u s, tar -x $x s ($(awk -v a="$u" -v b="$bytes" 'BEGIN { printf "%.2f", a / (b / 1073741824) }') vs $(awk -v a="$x" -v b="$bytes" 'BEGIN { printf "%.2f", a / (b / 1073741824) }') s per GiB), ratio $(ratio "$u" "$x")"
 	done
 done
@@ -187,6 +193,7 @@ for what in big small; do
 	bytes=$BIG_BYTES; [ "$what" = small ] && bytes=$SMALL_BYTES
 	u=$(tr ' ' '\n' <<<"${C_[u_$what]}" | grep . | median)
 	x=$(tr ' ' '\n' <<<"${C_[t_$what]}" | grep . | median)
+	echo "median of the per-run cpu ratios, $what: $(tr ' ' '\n' <<<"${C_[r_$what]}" | grep . | median)"
 	echo "median cpu $what: unpacker $(awk -v a="$u" -v b="$bytes" 'BEGIN { printf "%.2f", a / (b / 1073741824) }') s/GiB, tar -x $(awk -v a="$x" -v b="$bytes" 'BEGIN { printf "%.2f", a / (b / 1073741824) }') s/GiB, ratio (unpacker / tar) $(ratio "$u" "$x")"
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
