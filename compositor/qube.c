@@ -341,9 +341,8 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void reply_stats(struct ctl_conn *c)
+static void reply_stats(struct ctl_conn *c, const struct qc_stats *st)
 {
-	struct qc_stats *st = &c->server->stats;
 	size_t cap = sizeof(st->samples_ns) / sizeof(st->samples_ns[0]);
 	size_t n = st->n_samples < cap ? st->n_samples : cap;
 	uint64_t *s = malloc((n ? n : 1) * sizeof(*s));
@@ -461,17 +460,19 @@ static void handle_command(struct ctl_conn *c, char *line)
 		else
 			replyf(c, "OK\n");
 	} else if (strcmp(cmd, "BORDERS") == 0 && argc == 2 &&
-		   (strcmp(argv[1], "on") == 0 || strcmp(argv[1], "off") == 0)) {
-		server->borders = strcmp(argv[1], "on") == 0;
-		struct qc_view *v;
-		wl_list_for_each(v, &server->views, link)
-			if (v->frame.tree)
-				wlr_scene_node_set_enabled(v->frame.tree, server->borders);
+		   (strcmp(argv[1], "on") == 0 || strcmp(argv[1], "off") == 0 ||
+		    strcmp(argv[1], "ab") == 0)) {
+		server->bench_ab = strcmp(argv[1], "ab") == 0;
+		qc_views_set_borders(server, strcmp(argv[1], "off") != 0);
 		replyf(c, "OK\n");
 	} else if (strcmp(cmd, "STATS") == 0 && argc == 1) {
-		reply_stats(c);
+		reply_stats(c, &server->stats);
+	} else if (strcmp(cmd, "STATS") == 0 && argc == 2 &&
+		   (strcmp(argv[1], "on") == 0 || strcmp(argv[1], "off") == 0)) {
+		reply_stats(c, &server->stats_ab[strcmp(argv[1], "on") == 0 ? 1 : 0]);
 	} else if (strcmp(cmd, "STATS-RESET") == 0 && argc == 1) {
 		memset(&server->stats, 0, sizeof(server->stats));
+		memset(server->stats_ab, 0, sizeof(server->stats_ab));
 		replyf(c, "OK\n");
 	} else {
 		replyf(c, "ERROR unknown command or wrong arguments: %s\n", cmd);

@@ -336,24 +336,32 @@ static void handle_request_cursor(struct wl_listener *l, void *data)
 
 /* ---- outputs ---- */
 
+static void stats_add(struct qc_stats *st, uint64_t ns, uint64_t cpu_ns)
+{
+	size_t i = st->n_samples++ % (sizeof(st->samples_ns) / sizeof(st->samples_ns[0]));
+	st->frames++;
+	st->sum_ns += ns;
+	st->cpu_sum_ns += cpu_ns;
+	if (ns > st->max_ns)
+		st->max_ns = ns;
+	st->samples_ns[i] = ns;
+	st->cpu_samples_ns[i] = cpu_ns;
+}
+
 static void output_handle_frame(struct wl_listener *l, void *data)
 {
 	struct qc_output *o = wl_container_of(l, o, frame);
 	struct qc_server *server = o->server;
+	if (server->bench_ab)
+		qc_views_set_borders(server, !server->borders);
 	qc_views_update_all(server);
 	uint64_t cpu_ns = 0;
 	uint64_t ns = qc_compat_output_frame(server->scene, o->output, server->opt.bench_full_damage,
 					     &cpu_ns);
 	if (ns) {
-		struct qc_stats *st = &server->stats;
-		size_t i = st->n_samples++ % (sizeof(st->samples_ns) / sizeof(st->samples_ns[0]));
-		st->frames++;
-		st->sum_ns += ns;
-		st->cpu_sum_ns += cpu_ns;
-		if (ns > st->max_ns)
-			st->max_ns = ns;
-		st->samples_ns[i] = ns;
-		st->cpu_samples_ns[i] = cpu_ns;
+		stats_add(&server->stats, ns, cpu_ns);
+		if (server->bench_ab)
+			stats_add(&server->stats_ab[server->borders ? 1 : 0], ns, cpu_ns);
 	}
 }
 

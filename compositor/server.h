@@ -192,6 +192,10 @@ struct qc_server {
 
 	struct wlr_input_device *debug_kbd;
 	struct qc_stats stats;
+	/* BORDERS ab (benchmark): frames alternate borders off/on; each
+	 * frame's time also goes to stats_ab[borders drawn] */
+	bool bench_ab;
+	struct qc_stats stats_ab[2];
 
 	struct wl_listener new_output, new_input, new_xdg_surface, new_decoration,
 		cursor_motion, cursor_motion_abs, cursor_button, cursor_axis,
@@ -212,6 +216,7 @@ struct qc_view *qc_view_at(struct qc_server *server, double lx, double ly,
 			   struct wlr_surface **ret_surface, double *ret_sx, double *ret_sy);
 void qc_views_update_all(struct qc_server *server);
 void qc_view_list(struct qc_server *server, FILE *out, unsigned *ret_count);
+void qc_views_set_borders(struct qc_server *server, bool on);
 
 /* qube.c */
 struct qc_qube *qc_client_qube(struct wl_client *client);

@@ -184,6 +184,17 @@ static void frame_layout(struct qc_view *v, int cw, int ch)
 	frame_side(v, 0, 0, 0, f->title_node ? 0 : fw, top);
 }
 
+/* Frames drawn or not (the BORDERS debug command: the benchmark's
+ * baseline); the windows stay where they are. */
+void qc_views_set_borders(struct qc_server *server, bool on)
+{
+	server->borders = on;
+	struct qc_view *v;
+	wl_list_for_each(v, &server->views, link)
+		if (v->frame.tree)
+			wlr_scene_node_set_enabled(v->frame.tree, on);
+}
+
 void qc_views_update_all(struct qc_server *server)
 {
 	struct qc_view *v;
