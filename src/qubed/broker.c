@@ -402,9 +402,9 @@ static int broker_argv(struct qd *qd, char **argv, size_t max, char bufs[][600])
 		/* calls to @adminvm go to the host service runner there
 		 * (qube-host-agent --transport unix:RUN/adminvm); without the
 		 * option the broker fails them with 125 (docs/broker.md) */
-		qd_path(bufs[5], 600, "%s/adminvm/vsock", qd->cfg.run_dir);
+		qd_path(bufs[6], 600, "%s/adminvm/vsock", qd->cfg.run_dir);
 		argv[n++] = "--adminvm-socket";
-		argv[n++] = bufs[5];
+		argv[n++] = bufs[6];
 	}
 	argv[n] = NULL;
 	(void)max;
