@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # mmdebstrap customize hook of images/debian/build.sh: runs on the build
-# host with the template's root directory as $1, after every package
-# (qube-guest included) is installed.
+# host with the base root directory as $1, after every package but
+# qube-guest is installed (qube-guest and the checks: finish.sh).
 set -euo pipefail
 export LC_ALL=C
 r=${1:?usage: customize.sh ROOTDIR}
-die() { echo "customize.sh: error: $*" >&2; exit 1; }
 in_root() { chroot "$r" "$@"; }
 
 # the qube's user: uid 1000, home on the private volume (/rw/home/user,
@@ -37,20 +36,7 @@ in_root systemctl enable systemd-networkd.service systemd-resolved.service
 # unattended apt runs (templates are updated by `qubectl template update`)
 in_root systemctl mask systemd-networkd-wait-online.service systemd-firstboot.service \
   apt-daily.timer apt-daily-upgrade.timer
-# the units qube-guest installed: enabled by its postinst, checked here
-for u in qube-agent.service qube-guest-setup.service; do
-  in_root systemctl is-enabled "$u" >/dev/null || die "$u is not enabled after installing qube-guest"
-done
 
-# what build.sh checks and records
-mkdir -p "$r/var/lib/qube-image"
-kver=$(cd "$r/lib/modules" && ls)
-in_root lsinitramfs "/boot/initrd.img-$kver" | grep '\.ko' > "$r/var/lib/qube-image/initramfs-modules" ||
-  die "lsinitramfs /boot/initrd.img-$kver lists no modules"
-sed 's|.*/||; s|\.ko.*||; s|-|_|g' "$r/lib/modules/$kver/modules.builtin" > "$r/var/lib/qube-image/builtin-modules"
-in_root dpkg-query -W -f '${Package} ${Version}\n' > "$r/var/lib/qube-image/packages"
-
-# nothing downloaded stays in the template
+# downloaded packages are in build.sh's cache by now; the apt lists stay
+# in the base for finish.sh (which removes them)
 rm -f "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin
-rm -rf "$r"/var/lib/apt/lists/*
-mkdir -p "$r/var/lib/apt/lists/partial"
