@@ -27,8 +27,11 @@ fi
 for t in dpkg-buildpackage dh lintian mmdebstrap; do
   command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
 done
-cache=${QUBE_CACHE_DIR:-/var/cache/qube}/debian-bookworm/archives
+cdir=${QUBE_CACHE_DIR:-/var/cache/qube}
+cache=$cdir/debian-bookworm/archives
 mkdir -p "$cache"
+cdir=$(cd "$cdir" && pwd) cache=$(cd "$cache" && pwd)
+arch_lock=$cdir/debian-bookworm/.archives.lock
 T=$(mktemp -d "${TMPDIR:-/tmp}/qube-debtest.XXXXXX")
 chmod 0755 "$T"
 trap 'rm -rf "$T"' EXIT
@@ -39,7 +42,10 @@ check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 
 # ---- 1. build --------------------------------------------------------------
 t0=$SECONDS
-if "$top/packaging/debian/build-debs.sh" "$T/debs" > "$T/debs.list" 2> "$T/build.err"; then
+# (images/debian/build.sh builds the same .debs of the same tree: the
+# first of the two builds them, the other takes them from the cache)
+if "$top/packaging/debian/build-debs.sh" "$T/debs" --cache "$cdir/debs-build" > "$T/debs.list" 2> "$T/build.err"; then
+  sed 's/^/# /' "$T/build.err"
   ok "build-debs.sh built $(wc -l < "$T/debs.list") .debs"
 else
   cat "$T/build.err" >&2; echo "FATAL: package build failed" >&2; exit 1
@@ -52,6 +58,11 @@ fi
 for p in host guest policy; do
   check "qube-$p .deb built" test -n "$(ls "$T"/debs/qube-${p}_*_amd64.deb 2>/dev/null)"
 done
+# the guest side (an agent serving /etc/qube/rpc) belongs in templates:
+# installing the host must never bring it along
+host_debs=("$T"/debs/qube-host_*_amd64.deb)
+check "qube-host neither depends on, recommends nor suggests qube-guest" \
+  bash -c "! dpkg-deb -f '${host_debs[0]}' Pre-Depends Depends Recommends Suggests | grep -q qube-guest"
 
 # ---- 2. lintian ------------------------------------------------------------
 t0=$SECONDS
@@ -70,8 +81,10 @@ set -uo pipefail
 res() { if [ "$1" = 0 ]; then echo "ok $2"; else echo "fail $2${3:+: $3}"; fi; }
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 0755 /usr/sbin/policy-rc.d
 cd /tmp/pkgs
+t0=$SECONDS
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ./qube-*.deb > /tmp/apt.log 2>&1
 rc=$?; res $rc "apt-get install ./qube-*.deb" "$(tail -n 5 /tmp/apt.log | tr '\n' ' ')"
+echo "# apt-get install ./qube-*.deb: $(grep -c '^Setting up ' /tmp/apt.log) packages set up in $((SECONDS - t0)) s"
 v=$(qubectl --version 2>&1); res $([ "$v" = "qubectl 0.1.0" ]; echo $?) "qubectl --version says 'qubectl 0.1.0'" "$v"
 out=$(qubectl policy lint 2>&1); res $? "qubectl policy lint (the shipped /etc/qube/policy.d)" "$out"
 getent group qube > /dev/null; res $? "the qube system group exists"
@@ -144,11 +157,11 @@ t0=$SECONDS
 # shellcheck disable=SC2016  # $1 is mmdebstrap's hook argument
 if ! mmdebstrap --variant=apt --mode=root --format=directory --skip=download/empty \
      --setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
-     --setup-hook="sync-in $cache /var/cache/apt/archives" \
+     --setup-hook="flock '$arch_lock' cp -a '$cache/.' \"\$1\"/var/cache/apt/archives/" \
      --customize-hook="copy-in $T/pkgs /tmp" \
      --customize-hook="copy-in $T/inside.sh /tmp" \
      --customize-hook='chroot "$1" /tmp/inside.sh > "$1"/tmp/results 2>&1' \
-     --customize-hook="sync-out /var/cache/apt/archives $cache" \
+     --customize-hook="flock '$arch_lock' cp -an \"\$1\"/var/cache/apt/archives/. '$cache/'" \
      --customize-hook="copy-out /tmp/results $T" \
      bookworm "$T/chroot" > "$T/mmdebstrap.log" 2>&1; then
   tail -n 30 "$T/mmdebstrap.log" >&2
