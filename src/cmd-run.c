@@ -69,32 +69,30 @@ static int ensure_running(const char *name, bool autostart)
 	struct start_progress p = { name, false };
 	struct qc_reply reply;
 	struct qc_call c;
+	char state[32] = "";
 	int r;
 
-	if (!autostart) {
-		char state[32];
-
-		qc_call_init(&c, qc_socket(), "admin.vm.List", NULL, name);
-		r = qc_admin_call(&c, &reply);
-		if (r < 0) {
-			qc_transport_error(r);
-			return RUN_EXIT_FAILED;
-		}
-		if (reply.kind == QC_REPLY_EXCEPTION) {
-			fprintf(stderr, "qubectl: %s: %s (%s)\n", name, reply.exc_message,
-				reply.exc_type);
-			qc_reply_finish(&reply);
-			return RUN_EXIT_FAILED;
-		}
-		bool running = qc_token_value(reply.data, "state", state, sizeof(state)) &&
-			       strcmp(state, "Running") == 0;
+	qc_call_init(&c, qc_socket(), "admin.vm.List", NULL, name);
+	r = qc_admin_call(&c, &reply);
+	if (r < 0) {
+		qc_transport_error(r);
+		return RUN_EXIT_FAILED;
+	}
+	if (reply.kind == QC_REPLY_EXCEPTION) {
+		fprintf(stderr, "qubectl: %s: %s (%s)\n", name, reply.exc_message, reply.exc_type);
 		qc_reply_finish(&reply);
-		if (!running) {
-			fprintf(stderr, "qubectl: %s is not running (%s) and --no-autostart was given\n",
-				name, state[0] ? state : "state unknown");
-			return RUN_EXIT_FAILED;
-		}
+		return RUN_EXIT_FAILED;
+	}
+	if (!qc_token_value(reply.data, "state", state, sizeof(state)))
+		state[0] = '\0';
+	qc_reply_finish(&reply);
+	if (strcmp(state, "Running") == 0)
 		return QC_EXIT_OK;
+	if (!autostart || strcmp(state, "Halted") != 0) {
+		fprintf(stderr, "qubectl: %s is %s%s\n", name, state[0] ? state : "in an unknown state",
+			!autostart ? " (not running) and --no-autostart was given"
+			: strcmp(state, "Paused") == 0 ? ": unpause it first" : ": not started");
+		return RUN_EXIT_FAILED;
 	}
 	qc_call_init(&c, qc_socket(), "admin.vm.Start", NULL, name);
 	if (isatty(STDERR_FILENO)) {
@@ -125,15 +123,38 @@ static int ensure_running(const char *name, bool autostart)
 	return QC_EXIT_OK;
 }
 
+/* Says why TPL cannot give disposables, when qubed knows it cannot (the
+ * broker would only report a refusal or a failure). */
+static bool is_dispvm_template(const char *tpl)
+{
+	struct qc_reply reply;
+	struct qc_call c;
+	bool ok;
+
+	qc_call_init(&c, qc_socket(), "admin.vm.property.Get", "template_for_dispvms", tpl);
+	if (qc_admin_call(&c, &reply) < 0)
+		return true; /* let the call say what is wrong */
+	if (reply.kind == QC_REPLY_EXCEPTION) {
+		fprintf(stderr, "qubectl: --dispvm=%s: %s (%s)\n", tpl, reply.exc_message,
+			reply.exc_type);
+		qc_reply_finish(&reply);
+		return false;
+	}
+	ok = strstr(reply.data, " True") != NULL;
+	qc_reply_finish(&reply);
+	if (!ok)
+		fprintf(stderr, "qubectl: --dispvm=%s: %s is not a disposable template "
+			"(template_for_dispvms=False)\n", tpl, tpl);
+	return ok;
+}
+
 int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 {
-	enum { O_USER = 1, O_NOAUTO, O_PASSIO, O_DISPVM, O_SERVICE, O_SHELL, O_CALLDIR,
-	       O_DISPVM_DEFAULT };
+	enum { O_USER = 1, O_NOAUTO, O_PASSIO, O_SERVICE, O_SHELL, O_CALLDIR };
 	static const struct qc_opt opts[] = {
 		{ "--user", 'u', true, O_USER },
 		{ "--no-autostart", 'n', false, O_NOAUTO },
 		{ "--pass-io", 'p', false, O_PASSIO },
-		{ "--dispvm", 0, true, O_DISPVM },
 		{ "--service", 's', true, O_SERVICE },
 		{ "--shell", 0, false, O_SHELL },
 		{ "--call-dir", 0, true, O_CALLDIR },
@@ -150,13 +171,6 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 	size_t prefix_len = 0;
 	int r;
 
-	/* "--dispvm" alone (no "=TEMPLATE") means the default disposable
-	 * template; qc_args would take the next word as its value, so it is
-	 * rewritten here before parsing. */
-	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		if (strcmp(argv[i], "--dispvm") == 0)
-			argv[i] = (char *)"--dispvm=";
-
 	/* everything after "--" is the command, left to us */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0) {
@@ -164,6 +178,24 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 			argc = i;
 			break;
 		}
+	}
+	/* "--dispvm" alone means the default disposable template and
+	 * "--dispvm=TPL" names one: an option with an optional value, which
+	 * qc_args does not have, so it is taken out here */
+	for (int i = 1; i < argc;) {
+		if (strcmp(argv[i], "--dispvm") == 0 || strncmp(argv[i], "--dispvm=", 9) == 0) {
+			if (use_dispvm)
+				return qc_usage_error(cmd, "--dispvm given twice");
+			use_dispvm = true;
+			dispvm = argv[i][8] == '=' ? argv[i] + 9 : NULL;
+			if (dispvm && !dispvm[0])
+				return qc_usage_error(cmd, "--dispvm=: the template name is empty");
+			/* only the options part moves; the command stays where it is */
+			memmove(argv + i, argv + i + 1, (size_t)(argc - i - 1) * sizeof(*argv));
+			argc--;
+			continue;
+		}
+		i++;
 	}
 	struct qc_args a;
 	const char *v;
@@ -175,7 +207,6 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 		case O_USER: user = v; break;
 		case O_NOAUTO: autostart = false; break;
 		case O_PASSIO: pass_io = true; break;
-		case O_DISPVM: use_dispvm = true; dispvm = v; break;
 		case O_SERVICE: service_spec = v; break;
 		case O_SHELL: shell = true; break;
 		case O_CALLDIR: opt_dir = v; break;
@@ -269,6 +300,10 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 		return qc_usage_error(cmd, "host-call directory '%s' is not usable", dir);
 	}
 
+	if (use_dispvm && dispvm && !is_dispvm_template(dispvm)) {
+		free(prefix);
+		return RUN_EXIT_FAILED;
+	}
 	if (!use_dispvm) {
 		r = ensure_running(qube, autostart);
 		if (r != QC_EXIT_OK) {

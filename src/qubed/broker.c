@@ -398,7 +398,7 @@ static int broker_argv(struct qd *qd, char **argv, size_t max, char bufs[][600])
 	} else {
 		qd_log("%s: %s; qubectl run will not reach the broker", bufs[5], strerror(errno));
 	}
-	if (qd->cfg.host_agent_path && qd->cfg.host_agent_path[0]) {
+	if (qd_host_agent_configured(qd)) {
 		/* calls to @adminvm go to the host service runner there
 		 * (qube-host-agent --transport unix:RUN/adminvm); without the
 		 * option the broker fails them with 125 (docs/broker.md) */
@@ -411,16 +411,58 @@ static int broker_argv(struct qd *qd, char **argv, size_t max, char bufs[][600])
 	return 0;
 }
 
+/* qube-host-agent: the host's services (@adminvm calls) from host_rpc_dir,
+ * on RUN/adminvm/vsock (root only: the broker's monitor connects), run as
+ * host_service_user unless the policy names a user. */
+static int host_agent_argv(struct qd *qd, char **argv, char bufs[][600])
+{
+	size_t n = 0;
+
+	qd_path(bufs[0], 600, "%s/adminvm", qd->cfg.run_dir);
+	if (qd_mkdir_p(bufs[0], 0755) < 0)
+		return -errno;
+	qd_path(bufs[1], 600, "unix:%s/adminvm", qd->cfg.run_dir);
+	argv[n++] = qd->cfg.host_agent_path;
+	argv[n++] = "--transport";
+	argv[n++] = bufs[1];
+	argv[n++] = "--rpc-dir";
+	argv[n++] = qd->cfg.host_rpc_dir;
+	argv[n++] = "--name";
+	argv[n++] = "dom0";
+	if (geteuid() == 0 && qd->cfg.host_service_user[0]) {
+		argv[n++] = "--service-user";
+		argv[n++] = qd->cfg.host_service_user;
+	}
+	argv[n] = NULL;
+	return 0;
+}
+
 static int child_spawn(struct qd *qd, struct qd_child *ch)
 {
 	char *argv[32], bufs[8][600], pidfile[600], text[32];
+	posix_spawn_file_actions_t fa;
 	int r, n;
 
-	if (ch == &qd->broker)
+	if (ch == &qd->broker) {
 		broker_argv(qd, argv, 32, bufs);
-	else
+	} else if (ch == &qd->host_agent) {
+		r = host_agent_argv(qd, argv, bufs);
+		if (r < 0) {
+			qd_log("cannot start %s: %s/adminvm: %s", ch->what, qd->cfg.run_dir, strerror(-r));
+			return r;
+		}
+	} else {
 		return -ENOSYS;
-	r = posix_spawn(&ch->pid, argv[0], NULL, NULL, argv, environ);
+	}
+	/* its stderr (its log) to LOG_DIR/WHAT.log */
+	char logpath[600];
+	qd_path(logpath, sizeof(logpath), "%s/%s.log", qd->cfg.log_dir, ch->what);
+	posix_spawn_file_actions_init(&fa);
+	if (ch == &qd->host_agent)
+		posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, logpath,
+						 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	r = posix_spawn(&ch->pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
 	if (r != 0) {
 		qd_log("cannot start %s (%s): %s", ch->what, argv[0], strerror(r));
 		ch->pid = 0;
@@ -509,13 +551,27 @@ int qd_broker_init(struct qd *qd)
 		qd_log("broker %s: %s; qubes cannot call each other", qd->cfg.broker_path, strerror(errno));
 		return 0;
 	}
+	if (qd_host_agent_configured(qd) && !adopt_child(qd, &qd->host_agent, "qube-host-agent"))
+		child_spawn(qd, &qd->host_agent);
 	if (adopt_child(qd, &qd->broker, "qube-broker"))
 		return 0;
 	return child_spawn(qd, &qd->broker);
 }
 
+bool qd_host_agent_configured(const struct qd *qd)
+{
+	return qd->cfg.host_agent_path && qd->cfg.host_agent_path[0] &&
+	       access(qd->cfg.host_agent_path, X_OK) == 0;
+}
+
 void qd_broker_tick(struct qd *qd)
 {
+	if (qd_host_agent_configured(qd) && qd->host_agent.pid == 0 &&
+	    qd->host_agent.restart_at.tv_sec && qd_time_passed(&qd->host_agent.restart_at)) {
+		qd->host_agent.restart_at.tv_sec = 0;
+		if (child_spawn(qd, &qd->host_agent) < 0)
+			qd_time_after_ms(&qd->host_agent.restart_at, 5000);
+	}
 	if (qd->cfg.broker_path[0] && qd->broker.pid == 0 && qd->broker.restart_at.tv_sec &&
 	    qd_time_passed(&qd->broker.restart_at)) {
 		qd->broker.restart_at.tv_sec = 0;

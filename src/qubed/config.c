@@ -45,6 +45,7 @@ int qd_config_defaults(struct qd_config *c)
 	    set_str(&c->vsockd_path, QUBED_VSOCKD_PATH) < 0 ||
 	    set_str(&c->policy_dir, QUBE_POLICY_DIR) < 0 ||
 	    set_str(&c->host_rpc_dir, "/etc/qube/rpc-host") < 0 ||
+	    set_str(&c->host_service_user, "nobody") < 0 ||
 	    set_str(&c->dev_kvm, "/dev/kvm") < 0 || set_str(&c->dev_vhost_vsock, "/dev/vhost-vsock") < 0)
 		return -ENOMEM;
 	c->accel = QVMM_ACCEL_AUTO;
@@ -61,7 +62,8 @@ void qd_config_finish(struct qd_config *c)
 {
 	char **strs[] = { &c->state_dir, &c->run_dir, &c->log_dir, &c->socket_path, &c->socket_group,
 			  &c->libvirt_uri, &c->broker_path, &c->host_agent_path, &c->vsockd_path,
-			  &c->policy_dir, &c->host_rpc_dir, &c->dev_kvm, &c->dev_vhost_vsock };
+			  &c->policy_dir, &c->host_rpc_dir, &c->host_service_user, &c->dev_kvm,
+			  &c->dev_vhost_vsock };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -139,6 +141,7 @@ static int apply(struct qd_config *c, const char *key, const char *v, char *why,
 		{ "vsockd", offsetof(struct qd_config, vsockd_path), true },
 		{ "policy_dir", offsetof(struct qd_config, policy_dir), true },
 		{ "host_rpc_dir", offsetof(struct qd_config, host_rpc_dir), true },
+		{ "host_service_user", offsetof(struct qd_config, host_service_user), false },
 		{ "dev_kvm", offsetof(struct qd_config, dev_kvm), true },
 		{ "dev_vhost_vsock", offsetof(struct qd_config, dev_vhost_vsock), true },
 	};

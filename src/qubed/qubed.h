@@ -37,6 +37,7 @@ struct qd_config {
 	char *vsockd_path;    /* qube-vsockd */
 	char *policy_dir;
 	char *host_rpc_dir;
+	char *host_service_user; /* host services run as this user ("nobody") */
 	char *dev_kvm;        /* /dev/kvm (tests point it elsewhere) */
 	char *dev_vhost_vsock;
 	enum qvmm_accel accel;
@@ -205,6 +206,8 @@ void qd_vm_reconnect(struct qd *qd);
 
 /* ---- broker, host agent, start interface, system info (broker.c) ---- */
 int qd_broker_init(struct qd *qd);
+/* host_agent names an executable: calls to @adminvm go to it */
+bool qd_host_agent_configured(const struct qd *qd);
 void qd_broker_tick(struct qd *qd);
 void qd_broker_stop(struct qd *qd);
 int qd_sysinfo_write(struct qd *qd);        /* system-info JSON and vsock map */

@@ -117,7 +117,9 @@ qd_start() {
   "$QD_QUBED" --config "$T/qubed.conf" "$@" >>"$T/qubed.log" 2>&1 &
   qd_pid=$!
   for _ in $(seq 300); do
-    grep -q ' ready (pid ' "$T/qubed.log" 2>/dev/null && [ -S "$QD_SOCK" ] && return 0
+    # this qubed's own line: after a restart the log holds the previous
+    # one's too, and its socket file may still be there
+    grep -q " ready (pid $qd_pid)" "$T/qubed.log" 2>/dev/null && [ -S "$QD_SOCK" ] && return 0
     kill -0 "$qd_pid" 2>/dev/null || { say "qubed exited:"; tail -n 20 "$T/qubed.log"; return 1; }
     sleep 0.1
   done
