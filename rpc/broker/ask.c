@@ -214,6 +214,9 @@ static void prompt_on_line(struct monitor *m, struct mon_prompt *p, const char *
 		mon_call_fail(m, c, QRPC_CALL_REFUSED);
 		return;
 	}
+	/* the choice must be one of the targets offered, exactly as offered
+	 * (a rule's target= may offer uuid:UUID; its name is then not on
+	 * offer, and the reverse) */
 	bool offered = false;
 	for (size_t i = 0; i < c->n_offered; i++)
 		if (strcmp(c->offered[i], target) == 0)
@@ -226,8 +229,34 @@ static void prompt_on_line(struct monitor *m, struct mon_prompt *p, const char *
 		return;
 	}
 	snprintf(c->decision_word, sizeof(c->decision_word), "ask-allow");
-	mon_set_reason(c, "the user allowed target %s", target);
-	mon_call_go(m, c, target);
+	/* routed by the qube the choice stands for in the system info as it
+	 * is now: uuid:UUID and @dispvm:uuid:UUID resolved to names, dom0 and
+	 * @adminvm to dom0; a uuid: that is no qube (offered as a rule wrote
+	 * it, or removed since) reaches no qube */
+	if (m->policy_error) {
+		mon_set_reason(c, "the user allowed target %s, but %s", target, m->policy_error);
+		mon_call_fail(m, c, QRPC_CALL_REFUSED);
+		return;
+	}
+	char *name = NULL;
+	int r = qpol_system_resolve_target(m->system, target, &name);
+	if (r == -ENOENT || r == -EINVAL) {
+		mon_set_reason(c, "the user allowed target %s, which %s", target,
+			       r == -ENOENT ? "names no qube" : "is no qube or disposable");
+		mon_call_fail(m, c, QRPC_CALL_REFUSED);
+		return;
+	}
+	if (r < 0) {
+		mon_set_reason(c, "resolving target %s: %s", target, strerror(-r));
+		mon_call_fail(m, c, QRPC_CALL_FAILED);
+		return;
+	}
+	if (strcmp(name, target) == 0)
+		mon_set_reason(c, "the user allowed target %s", target);
+	else
+		mon_set_reason(c, "the user allowed target %s (%s)", target, name);
+	mon_call_go(m, c, name, target);
+	free(name);
 }
 
 void mon_on_prompt_event(struct monitor *m, struct mon_prompt *p, uint32_t events)

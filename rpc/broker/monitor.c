@@ -167,12 +167,15 @@ void mon_call_log(struct mon_call *c, const char *result)
 	char reason[600], line[6144];
 
 	bk_quote(reason, sizeof(reason), c->reason ? c->reason : "");
+	/* target= is the resolved qube, target_form= the policy's form of it
+	 * (uuid:UUID when a rule or the caller wrote it so); both "-" while
+	 * there is none */
 	snprintf(line, sizeof(line),
 		 "call id=%u source=%s target=%s requested=%s service=%s argument=%s decision=%s "
-		 "result=%s rule=%s reason=%s",
+		 "result=%s rule=%s reason=%s target_form=%s",
 		 c->id, c->source, c->target[0] ? c->target : "-", c->requested, c->service,
 		 c->argument[0] ? c->argument : "-", c->decision_word, result,
-		 c->rule[0] ? c->rule : "-", reason);
+		 c->rule[0] ? c->rule : "-", reason, c->target_form[0] ? c->target_form : "-");
 	/* calls that reached their target are always logged (real work,
 	 * bounded by the caps); refusals, failures and abandoned calls count
 	 * against the source's log budget */
@@ -327,21 +330,25 @@ static int agent_connect(struct monitor *m, const char *target, int *ret_fd, uin
 	return 0;
 }
 
-/* The target is known and running (or being started); connect to it. */
-void mon_call_go(struct monitor *m, struct mon_call *c, const char *target)
+/* The target is known: NAME as resolved (what the call is routed by),
+ * FORM as the policy wrote it (logged only).  Start or connect to it. */
+void mon_call_go(struct monitor *m, struct mon_call *c, const char *name, const char *form)
 {
 	int r;
 
-	if (strncmp(target, "@dispvm:", 8) == 0) {
-		const char *tmpl = target + 8;
+	snprintf(c->target_form, sizeof(c->target_form), "%s", form);
+	if (strncmp(name, "@dispvm:", 8) == 0) {
+		const char *tmpl = name + 8;
 
+		/* by the template's name: the start interface never sees a
+		 * uuid: form */
 		if (strlen(tmpl) > QRPC_MAX_QUBE || !qrpc_qube_name_is_valid(tmpl) ||
 		    strcmp(tmpl, BK_ADMIN_QUBE) == 0) {
 			mon_set_reason(c, "invalid disposable template %s", tmpl);
 			mon_call_fail(m, c, QRPC_CALL_FAILED);
 			return;
 		}
-		snprintf(c->target, sizeof(c->target), "%s", "@dispvm");
+		snprintf(c->target, sizeof(c->target), "@dispvm:%s", tmpl);
 		r = mon_start_request(m, START_DISPVM, c->id, tmpl);
 		if (r < 0) {
 			mon_set_reason(c, "cannot create a disposable from %s: start interface: %s", tmpl,
@@ -352,7 +359,7 @@ void mon_call_go(struct monitor *m, struct mon_call *c, const char *target)
 		c->phase = MC_STARTING;
 		return;
 	}
-	if (strcmp(target, "@adminvm") == 0 || strcmp(target, BK_ADMIN_QUBE) == 0) {
+	if (strcmp(name, "@adminvm") == 0 || strcmp(name, BK_ADMIN_QUBE) == 0) {
 		/* the host is not a qube: its services run in the host service
 		 * runner, never in a qube directory or through the start
 		 * interface */
@@ -369,12 +376,13 @@ void mon_call_go(struct monitor *m, struct mon_call *c, const char *target)
 		mon_call_try_connect(m, c);
 		return;
 	}
-	if (target[0] == '@' || strlen(target) > QRPC_MAX_QUBE || !qrpc_qube_name_is_valid(target)) {
-		mon_set_reason(c, "target %s cannot be reached by this broker", target);
+	/* a name, resolved: never a uuid: form or another keyword */
+	if (name[0] == '@' || strlen(name) > QRPC_MAX_QUBE || !qrpc_qube_name_is_valid(name)) {
+		mon_set_reason(c, "target %s cannot be reached by this broker", name);
 		mon_call_fail(m, c, QRPC_CALL_FAILED);
 		return;
 	}
-	snprintf(c->target, sizeof(c->target), "%s", target);
+	snprintf(c->target, sizeof(c->target), "%s", name);
 	c->phase = MC_CONNECTING;
 	c->deadline = bk_now_ms() + m->cfg->connect_timeout_ms;
 	mon_call_try_connect(m, c);
@@ -505,7 +513,7 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 		return;
 	}
 	snprintf(c->requested, sizeof(c->requested), "%s", untrusted_rec->target);
-	snprintf(c->requested_norm, sizeof(c->requested_norm), "%s", untrusted_rec->target);
+	c->requested_norm[0] = '\0'; /* only ever the policy's form, below */
 	snprintf(c->service, sizeof(c->service), "%s", untrusted_rec->service);
 	snprintf(c->argument, sizeof(c->argument), "%s", untrusted_rec->argument);
 	snprintf(c->decision_word, sizeof(c->decision_word), "deny");
@@ -534,11 +542,21 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 		return;
 	}
 	/* what the service sees as QUBE_REQUESTED_TARGET (and the prompt as
-	 * the requested target) is the policy's resolved form, as in Qubes
-	 * (an unknown qube is @default); the log keeps what was asked */
+	 * the requested target) is the policy's verified form, as Qubes
+	 * passes it (an unknown qube or uuid: is @default, a known uuid:
+	 * stays uuid:UUID); the log keeps what was asked.  Never the
+	 * caller's text: without a valid form the call is not made. */
 	if (d.requested_target && strlen(d.requested_target) <= QRPC_MAX_TARGET &&
 	    qrpc_target_is_valid(d.requested_target))
 		snprintf(c->requested_norm, sizeof(c->requested_norm), "%s", d.requested_target);
+	else if (d.result != QPOL_RESULT_DENY) {
+		snprintf(c->decision_word, sizeof(c->decision_word), "%s",
+			 qpol_result_to_string(d.result));
+		mon_set_reason(c, "policy gave no valid requested target");
+		mon_call_fail(m, c, QRPC_CALL_FAILED);
+		qpol_decision_finish(&d);
+		return;
+	}
 	if (d.rule_file)
 		snprintf(c->rule, sizeof(c->rule), "%s:%u", d.rule_file, d.rule_line);
 	mon_set_reason(c, "%s", d.reason ? d.reason : "");
@@ -555,12 +573,15 @@ static void on_request(struct monitor *m, const struct bk_ipc *untrusted_rec)
 	switch (d.result) {
 	case QPOL_RESULT_ALLOW:
 		snprintf(c->decision_word, sizeof(c->decision_word), "allow");
-		if (!d.target) {
+		/* routed by the resolved name (uuid: references, target=
+		 * redirects and @dispvm:uuid: resolved by libqpolicy), never
+		 * by the form the caller or the rule wrote */
+		if (!d.target || !d.target_name) {
 			mon_set_reason(c, "policy allowed without a target");
 			mon_call_fail(m, c, QRPC_CALL_FAILED);
 			break;
 		}
-		mon_call_go(m, c, d.target);
+		mon_call_go(m, c, d.target_name, d.target);
 		break;
 	case QPOL_RESULT_ASK:
 		snprintf(c->decision_word, sizeof(c->decision_word), "ask");

@@ -84,7 +84,14 @@ struct mon_call {
 					       * QUBE_REQUESTED_TARGET, ASK */
 	char service[QRPC_MAX_SERVICE + 1];
 	char argument[QRPC_MAX_ARGUMENT + 1];
-	char target[QRPC_MAX_QUBE + 1]; /* resolved qube to connect to */
+	/* the qube the call goes to, as resolved (libqpolicy's target_name,
+	 * or an ask answer through qpol_system_resolve_target()): a name,
+	 * "dom0", or "@dispvm:TEMPLATE" until the disposable has its name */
+	char target[QRPC_MAX_TARGET + 1];
+	/* the same target in the form the policy reported it (the decision's
+	 * target, or the offered target the prompt chose), which may be
+	 * "uuid:UUID" or "@dispvm:uuid:UUID": logged, never routed by */
+	char target_form[QRPC_MAX_TARGET + 1];
 	char dispvm[QRPC_MAX_QUBE + 1]; /* disposable created for this call */
 	char decision_word[16];         /* allow, deny, ask-allow, ask-deny */
 	char user[QRPC_MAX_USER + 1];   /* user= of the rule, "" for none */
@@ -196,8 +203,10 @@ void mon_ipc_queue(struct monitor *m, const struct bk_ipc *rec, int fd);
 void mon_call_log(struct mon_call *c, const char *result);
 /* Refusal or failure: tell the sandbox, log, and wait for its CLOSED. */
 void mon_call_fail(struct monitor *m, struct mon_call *c, enum qrpc_call_status status);
-/* The target is known (a qube or @dispvm:NAME): start or connect to it. */
-void mon_call_go(struct monitor *m, struct mon_call *c, const char *target);
+/* The target is known: NAME is what it resolved to (a qube name, "dom0"
+ * or "@dispvm:TEMPLATE", never a uuid: form), FORM how the policy wrote
+ * it (logged).  Starts or connects to it. */
+void mon_call_go(struct monitor *m, struct mon_call *c, const char *name, const char *form);
 void mon_call_try_connect(struct monitor *m, struct mon_call *c);
 /* Larger socket buffers for the joined streams (the sandbox cannot call
  * setsockopt itself). */

@@ -51,20 +51,45 @@ wait_for() {
 	done
 }
 
-# write_system_info NAME...: every NAME an AppVM; "default-dvm" a DispVM template
+# qube_uuid NAME: the uuid write_system_info gives qube NAME (lower-case
+# 8-4-4-4-12 hex, the same for the same name in every system info a test
+# writes; dom0's is the nil UUID, as in Qubes).  Two FNV-1a 64 hashes of
+# the name, in bash arithmetic (no fork: tests write thousands of qubes).
+# set_qube_uuid NAME sets QUBE_UUID to it without a subshell.
+set_qube_uuid() {
+	local s=$1 i c h1 h2 x
+	if [ "$s" = dom0 ]; then
+		QUBE_UUID=00000000-0000-0000-0000-000000000000
+		return
+	fi
+	h1=$((0xcbf29ce484222325)) h2=$((0x84222325cbf29ce4))
+	for ((i = 0; i < ${#s}; i++)); do
+		printf -v c '%d' "'${s:i:1}"
+		h1=$(((h1 ^ c) * 0x100000001b3))
+		h2=$(((h2 ^ c) * 0x100000001b3))
+	done
+	printf -v x '%016x%016x' "$h1" "$h2"
+	QUBE_UUID="${x:0:8}-${x:8:4}-${x:12:4}-${x:16:4}-${x:20:12}"
+}
+qube_uuid() { set_qube_uuid "$1"; echo "$QUBE_UUID"; }
+
+# write_system_info NAME...: every NAME an AppVM; "default-dvm" a DispVM
+# template; every qube (dom0 too) has its qube_uuid
 write_system_info() {
-	local first=1 n
+	local n
 	{
 		echo '{"domains": {'
-		echo '  "dom0": {"type": "AdminVM", "tags": [], "icon": "black", "power_state": "Running", "template_for_dispvms": false, "default_dispvm": "default-dvm"},'
-		echo '  "default-dvm": {"type": "AppVM", "tags": [], "icon": "red", "power_state": "Halted", "template_for_dispvms": true, "default_dispvm": "default-dvm"}'
+		set_qube_uuid dom0
+		echo "  \"dom0\": {\"type\": \"AdminVM\", \"tags\": [], \"icon\": \"black\", \"power_state\": \"Running\", \"template_for_dispvms\": false, \"default_dispvm\": \"default-dvm\", \"uuid\": \"$QUBE_UUID\"},"
+		set_qube_uuid default-dvm
+		echo "  \"default-dvm\": {\"type\": \"AppVM\", \"tags\": [], \"icon\": \"red\", \"power_state\": \"Halted\", \"template_for_dispvms\": true, \"default_dispvm\": \"default-dvm\", \"uuid\": \"$QUBE_UUID\"}"
 		for n in "$@"; do
-			echo "  ,\"$n\": {\"type\": \"AppVM\", \"tags\": [\"sim\"], \"icon\": \"green\", \"power_state\": \"Running\", \"template_for_dispvms\": false, \"default_dispvm\": \"default-dvm\"}"
+			set_qube_uuid "$n"
+			echo "  ,\"$n\": {\"type\": \"AppVM\", \"tags\": [\"sim\"], \"icon\": \"green\", \"power_state\": \"Running\", \"template_for_dispvms\": false, \"default_dispvm\": \"default-dvm\", \"uuid\": \"$QUBE_UUID\"}"
 		done
 		echo '}}'
 	} > "$T/system-info.json.new"
 	mv "$T/system-info.json.new" "$T/system-info.json"
-	: "$first"
 }
 
 # Services every simulated qube offers (one shared service directory; the

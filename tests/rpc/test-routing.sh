@@ -17,6 +17,13 @@
 #             the prompt (before: refused); over 64 KiB it is refused with a
 #             reason; a reply with a NUL byte is ignored (before: its prefix
 #             was taken as the answer)
+#   uuid      calls are routed by the qube libqpolicy resolved (target_name),
+#             never by a uuid: form: uuid:UUID requested (allowed, denied,
+#             unknown = @default), target=uuid: redirects, @dispvm:uuid:TPL
+#             (DISPVM names the template by name), an ask offering uuid:UUID
+#             answered with it, one offering an unknown uuid (before: every
+#             allowed uuid: target failed with 125, "cannot be reached by
+#             this broker"; the log had no target_form=)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 : "${QUBE_HOST_AGENT:?}" "${RPC_EVIL_AGENT:?}" "${PYTHON:?}"
@@ -165,6 +172,98 @@ out=$(echo x | call work slowhello test.Echo 2>&1) && rc=0 || rc=$?
 check "an agent that sends HELLO late gets nothing but HELLO before it, and serves (rc $rc)" \
 	test "$rc" = 0
 check "... it says so" grep -q 'hellolate: nothing but HELLO before ours' "$T/evil-hellolate.log"
+
+# ---- uuid: references are routed by the qube they resolve to
+# (system info from write_system_info: every qube has its qube_uuid)
+set_qube_uuid personal; U_P=$QUBE_UUID
+set_qube_uuid vault; U_V=$QUBE_UUID
+set_qube_uuid default-dvm; U_D=$QUBE_UUID
+U_X=0badc0de-0000-4000-8000-000000000001 # no qube's
+U_PU=${U_P^^}                            # personal's, upper case: no qube's (exact text, as Qubes)
+cat > "$T/policy/20-uuid.policy" <<P
+test.Uuid      *  work  uuid:$U_V   deny
+test.Uuid      *  work  personal    allow
+test.Uuid      *  work  @default    allow target=uuid:$U_P
+test.UuidRedir *  work  vault       allow target=uuid:$U_P
+test.UuidDvm   *  work  @dispvm     allow target=@dispvm:uuid:$U_D
+test.UuidDvm   *  work  @dispvm:uuid:$U_D  allow
+test.UuidAsk   *  work  @anyvm      ask target=uuid:$U_P default_target=uuid:$U_P
+test.UuidAskX  *  work  @anyvm      ask target=uuid:$U_X default_target=uuid:$U_X
+P
+for svc in Uuid UuidRedir UuidDvm UuidAsk UuidAskX; do cp "$T/rpc/test.Echo" "$T/rpc/test.$svc"; done
+kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true
+mkdir -p "$T/start2"
+"$RPC_STARTER" "$T/start2/sock" "$T/qubes" "$T/rpc" "$QUBE_AGENT" > "$T/starter2.log" 2>&1 &
+PIDS+=($!)
+wait_for 20 "start interface (rpc-starter)" grep -q listening "$T/starter2.log"
+start_broker --start-socket "$T/start2/sock" --ask-socket "$T/ask.sock" --ask-timeout 30000
+# grep -F of one call's log line: the fields in order (see docs/broker.md)
+logged() { grep -F "$1" "$T/broker.log" | grep -qF "$2"; }
+
+out=$(echo x | call work "uuid:$U_P" test.Uuid) && rc=0 || rc=$?
+check "work -> uuid:personal, allowed: runs in personal, sees requested=uuid:... ($rc: $(head -1 <<<"$out"))" \
+	test "$rc:$(head -1 <<<"$out")" = "0:in=personal from=work arg= requested=uuid:$U_P"
+check "... logged with the name and the form" \
+	logged "source=work target=personal requested=uuid:$U_P service=test.Uuid argument=- decision=allow result=started" \
+	"target_form=uuid:$U_P"
+out=$(echo x | call work "uuid:$U_V" test.Uuid 2>/dev/null) && rc=0 || rc=$?
+check "work -> uuid:vault, denied by a uuid: rule: 126 ($rc)" test "$rc:$out" = "126:"
+check "... logged as denied, no target" \
+	logged "source=work target=- requested=uuid:$U_V service=test.Uuid argument=- decision=deny result=refused" \
+	"target_form=-"
+for u in "$U_X" "$U_PU"; do
+	out=$(echo x | call work "uuid:$u" test.Uuid) && rc=0 || rc=$?
+	check "work -> uuid:$u (no qube's): @default, redirected to uuid:personal, the service sees requested=@default ($rc: $(head -1 <<<"$out"))" \
+		test "$rc:$(head -1 <<<"$out")" = "0:in=personal from=work arg= requested=@default"
+	check "... the log keeps what was asked" \
+		logged "source=work target=personal requested=uuid:$u service=test.Uuid" "target_form=uuid:$U_P"
+	out=$(echo x | call work "uuid:$u" test.UuidRedir 2>/dev/null) && rc=0 || rc=$?
+	check "... and where no @default rule matches it reaches no qube: 126 ($rc)" test "$rc:$out" = "126:"
+done
+out=$(echo x | call work vault test.UuidRedir) && rc=0 || rc=$?
+check "target=uuid:personal redirect: runs in personal, requested=vault ($rc: $(head -1 <<<"$out"))" \
+	test "$rc:$(head -1 <<<"$out")" = "0:in=personal from=work arg= requested=vault"
+check "... logged with the name and the form" \
+	logged "source=work target=personal requested=vault service=test.UuidRedir" "target_form=uuid:$U_P"
+
+out=$(echo x | call work @dispvm test.UuidDvm) && rc=0 || rc=$?
+check "@dispvm, target=@dispvm:uuid:default-dvm: runs in a new disposable ($rc: $(head -1 <<<"$out"))" \
+	test "$rc:$(head -1 <<<"$out")" = "0:in=disp1 from=work arg= requested=@dispvm"
+out=$(echo x | call work "@dispvm:uuid:$U_D" test.UuidDvm) && rc=0 || rc=$?
+check "@dispvm:uuid:default-dvm requested: runs in a new disposable, requested as asked ($rc: $(head -1 <<<"$out"))" \
+	test "$rc:$(head -1 <<<"$out")" = "0:in=disp2 from=work arg= requested=@dispvm:uuid:$U_D"
+check "... the start interface was asked by the template's name, twice" \
+	test "$(grep -c '^request: DISPVM default-dvm$' "$T/starter2.log")" = 2
+check "... and never saw a uuid" bash -c "! grep -q uuid '$T/starter2.log'"
+check "... logged with the disposable and the form" \
+	logged "source=work target=disp2 requested=@dispvm:uuid:$U_D service=test.UuidDvm" "target_form=@dispvm:uuid:$U_D"
+wait_for 20 "both disposables destroyed" grep -q '^request: DESTROY disp2$' "$T/starter2.log"
+
+prompt_n() { test "$(grep -c 'prompt program connected' "$T/broker.log")" -ge "$1"; }
+# answers with the offered default: uuid:personal, uuid:U_X
+"$RPC_PROMPT" "$T/ask.sock" allow-default > "$T/prompt-uuid.log" &
+PU=$!; PIDS+=($PU)
+wait_for 20 "prompt connected" prompt_n 1
+out=$(echo x | call work vault test.UuidAsk) && rc=0 || rc=$?
+check "ask offering uuid:personal, answered with it: runs in personal ($rc: $(head -1 <<<"$out"))" \
+	test "$rc:$(head -1 <<<"$out")" = "0:in=personal from=work arg= requested=vault"
+check "... the question offered the uuid: form as the rule wrote it" \
+	grep -qx "ASK [0-9]* work test.UuidAsk - vault uuid:$U_P uuid:$U_P" "$T/prompt-uuid.log"
+check "... logged as allowed by the user, with the name and the form" \
+	logged "source=work target=personal requested=vault service=test.UuidAsk argument=- decision=ask-allow result=started" \
+	"target_form=uuid:$U_P"
+out=$(echo x | call work vault test.UuidAskX 2>/dev/null) && rc=0 || rc=$?
+check "ask offering a uuid: that is no qube's, answered with it: 126, no qube reached ($rc)" test "$rc:$out" = "126:"
+check "... with the reason" grep -qF "reason=\"the user allowed target uuid:$U_X, which names no qube\"" "$T/broker.log"
+kill "$PU"; wait "$PU" 2>/dev/null || true
+"$RPC_PROMPT" "$T/ask.sock" allow personal > "$T/prompt-name.log" &
+PU=$!; PIDS+=($PU)
+wait_for 20 "prompt connected" prompt_n 2
+out=$(echo x | call work vault test.UuidAsk 2>/dev/null) && rc=0 || rc=$?
+check "ask offering uuid:personal, answered with the name personal (not offered as such): 126 ($rc)" \
+	test "$rc:$out" = "126:"
+check "... with the reason" grep -qF "reason=\"the prompt chose personal, which was not offered\"" "$T/broker.log"
+kill "$PU"; wait "$PU" 2>/dev/null || true
 
 # ---- ask: long lines, NUL bytes
 kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true
