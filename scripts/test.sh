@@ -17,7 +17,7 @@ run_build() {
   meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" --timeout-multiplier 3 || status=1
 }
 
-run_build build-test
+QUBE_SLOW_TESTS=1 run_build build-test   # + template-image, template, debs (docs/install.md, "CI")
 CC=clang run_build build-test-san \
   -Db_sanitize=address,undefined -Db_lundef=false \
   -Dc_args=-fno-sanitize-recover=all -Dfuzz=enabled
