@@ -325,5 +325,7 @@ if [ "$use_cache" = 1 ]; then
     tail -n +3 | cut -d' ' -f2- | while IFS= read -r old; do rm -rf -- "$old"; done
 fi
 say "root file system: $((used_kib / 1024)) MiB used; $out: $((qcow_bytes / 1048576)) MiB"
-say "built in ${total} s: base ${t_base} s ($base_note), qube-guest and initramfs ${t_finish} s, ext4+qcow2 ${t_image} s; $((SECONDS - start)) s with storing it in the cache"
+stored=''
+[ "$use_cache" = 0 ] || stored="; $((SECONDS - start)) s with storing it in the cache"
+say "built in ${total} s: base ${t_base} s ($base_note), qube-guest and initramfs ${t_finish} s, ext4+qcow2 ${t_image} s$stored"
 say "import: qubectl template import --kernel $base.vmlinuz --initrd $base.initrd.img --root $out $tname"
