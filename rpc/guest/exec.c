@@ -144,18 +144,26 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "%s: request cut short (%s)\n", prog,
 			r == -EPIPE ? "end of input" : strerror(-r));
+		free(untrusted_body);
 		return EXIT_BAD_HEADER;
 	}
 	r = qexec_body_parse(untrusted_body, body_len, &req, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "%s: bad request: %s\n", prog, err);
+		free(untrusted_body);
 		return EXIT_BAD_HEADER;
 	}
 	/* req's strings point into the body, which is now checked */
-	if (req.user[0] && become(req.user) < 0)
-		return EXIT_CANNOT_RUN;
-	execvp(req.argv[0], req.argv);
-	r = errno;
-	fprintf(stderr, "%s: %s: %s\n", prog, req.argv[0], strerror(r));
-	return r == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
+	int status;
+	if (req.user[0] && become(req.user) < 0) {
+		status = EXIT_CANNOT_RUN;
+	} else {
+		execvp(req.argv[0], req.argv);
+		r = errno;
+		fprintf(stderr, "%s: %s: %s\n", prog, req.argv[0], strerror(r));
+		status = r == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
+	}
+	free(req.argv);
+	free(untrusted_body);
+	return status;
 }

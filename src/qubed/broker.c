@@ -176,7 +176,7 @@ static void start_done(struct qd *qd, void *ctx, int status, const char *msg)
 		if (s->dispvm[0] && status == 0) {
 			struct qerr e;
 			qd_log("start request for disposable %s was cancelled: destroying it", s->dispvm);
-			qd_vm_kill(qd, s->dispvm, &e);
+			qd_vm_kill_async(qd, s->dispvm, &e);
 		}
 		free(s);
 		return;
@@ -214,8 +214,10 @@ static void start_request(struct qd *qd, struct start_conn *s)
 			start_answer(qd, s, "ERROR %s is not a disposable\n", name);
 			return;
 		}
+		/* the caller has its result already: the destroy waits for
+		 * nobody, and keeps qubed's loop free for the next request */
 		if (qd_vm_state(qd, name) != QD_HALTED)
-			qd_vm_kill(qd, name, &e);
+			qd_vm_kill_async(qd, name, &e);
 		start_answer(qd, s, "OK %s\n", name);
 		return;
 	}

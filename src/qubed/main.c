@@ -247,6 +247,12 @@ int main(int argc, char **argv)
 	}
 	if (resolve_choices(&qd, qd.conn != NULL) < 0)
 		return 1;
+	r = qd_worker_init(&qd);
+	if (r < 0) {
+		fprintf(stderr, "qubed: cannot start its worker thread: %s\n", strerror(-r));
+		return 1;
+	}
+	qd_worker_set_conn(qd.conn);
 	qd_log("accelerator %s (%s), vsock %s (%s)", qvmm_accel_to_string(qd.accel), qd.accel_reason,
 	       qvmm_vsock_to_string(qd.vsock), qd.vsock_reason);
 	if (qd.conn) {
@@ -283,6 +289,7 @@ int main(int argc, char **argv)
 	qd_path(path, sizeof(path), "%s/start.sock", qd.cfg.run_dir);
 	unlink(path);
 	qdb_close(qd.db);
+	qd_worker_drain();
 	qvmm_conn_free(qd.conn);
 	qd_config_finish(&qd.cfg);
 	return 0;

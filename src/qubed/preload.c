@@ -260,7 +260,7 @@ void qd_preload_tick(struct qd *qd)
 		if (have > want && extra) {
 			qd_log("preloaded disposable %s of %s is no longer wanted (preload_dispvm=%u): "
 			       "destroying it", extra->name, names[i], want);
-			qd_vm_kill(qd, extra->name, &e);
+			qd_vm_kill_async(qd, extra->name, &e);
 			break;
 		}
 		if (have >= want)

@@ -182,6 +182,16 @@ int qd_vm_start(struct qd *qd, const char *name, struct qd_waiter *w, struct qer
 int qd_vm_shutdown(struct qd *qd, const char *name, bool force, struct qd_waiter *w, struct qerr *err);
 int qd_vm_kill(struct qd *qd, const char *name, struct qerr *err);
 int qd_vm_pause(struct qd *qd, const char *name, bool pause, struct qerr *err);
+/* Kill without waiting for libvirt (worker.c): the qube is DYING at once
+ * and halted once libvirt's event or the worker's result arrives. */
+int qd_vm_kill_async(struct qd *qd, const char *name, struct qerr *err);
+/* The worker's result for NAME's destroy (R 0 or a negative errno). */
+void qd_vm_destroyed(struct qd *qd, const char *name, int r, const char *msg);
+/* worker.c: one thread that destroys domains (libvirt only) */
+int qd_worker_init(struct qd *qd);
+void qd_worker_set_conn(struct qvmm_conn *c);
+int qd_worker_destroy(const char *name);
+void qd_worker_drain(void);
 /* files of a qube: create its private volume (at create), remove everything (at remove) */
 int qd_vm_create_storage(struct qd *qd, const char *name, struct qerr *err);
 int qd_vm_remove_storage(struct qd *qd, const char *name, struct qerr *err);

@@ -754,6 +754,42 @@ int qd_vm_kill(struct qd *qd, const char *name, struct qerr *err)
 	return 0;
 }
 
+int qd_vm_kill_async(struct qd *qd, const char *name, struct qerr *err)
+{
+	struct qd_vm *vm = qd_vm_get(qd, name, false);
+
+	if (!vm || vm->state == QD_HALTED) {
+		qd_err(err, "QubesVMNotStartedError", "Domain is powered off: %s", name);
+		return -ESRCH;
+	}
+	if (vm->state == QD_DYING)
+		return 0; /* already on its way */
+	if (vm->state == QD_STARTING)
+		snprintf(vm->fail_reason, sizeof(vm->fail_reason), "%s was killed while starting", name);
+	probe_close(vm);
+	vm->state = QD_DYING;
+	if (qd_worker_destroy(name) < 0)
+		return qd_vm_kill(qd, name, err);
+	return 0;
+}
+
+void qd_vm_destroyed(struct qd *qd, const char *name, int r, const char *msg)
+{
+	struct qd_vm *vm = qd_vm_get(qd, name, false);
+	char dn[QVMM_DOMAIN_NAME_MAX];
+	enum qvmm_state st;
+
+	if (!vm || vm->state == QD_HALTED)
+		return; /* libvirt's event came first */
+	qvmm_domain_name(name, dn);
+	if (r < 0 && qd->conn && qvmm_domain_state(qd->conn, dn, &st) == 0 && st != QVMM_HALTED) {
+		qd_log("%s: kill failed: %s; it keeps running", name, msg);
+		vm->state = st == QVMM_PAUSED ? QD_PAUSED : QD_RUNNING;
+		return;
+	}
+	halted(qd, vm, "killed");
+}
+
 int qd_vm_pause(struct qd *qd, const char *name, bool pause, struct qerr *err)
 {
 	struct qd_vm *vm = qd_vm_get(qd, name, false);
@@ -1017,6 +1053,7 @@ void qd_vm_reconnect(struct qd *qd)
 		return;
 	if (qd->conn) {
 		qd_watch_del(qd, &qd->event_watch);
+		qd_worker_drain();
 		qvmm_conn_free(qd->conn);
 		qd->conn = NULL;
 	}
@@ -1029,6 +1066,7 @@ void qd_vm_reconnect(struct qd *qd)
 		return;
 	}
 	qd_log("connected to libvirt (%s)", qd->cfg.libvirt_uri);
+	qd_worker_set_conn(qd->conn);
 	extern void qd_on_libvirt_event(struct qd * qd, struct qd_watch * w, uint32_t events);
 	qd_watch_add(qd, &qd->event_watch, qvmm_event_fd(qd->conn), 0x001 /* EPOLLIN */, qd_on_libvirt_event, NULL);
 	qd_vm_adopt_all(qd);
