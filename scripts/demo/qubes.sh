@@ -63,42 +63,69 @@ step "2. qubed: the qube database and qubes as libvirt domains"
 show "qubed --config qubed.conf &"
 "$build/src/qubed/qubed" --config "$T/qubed.conf" >"$T/qubed.log" 2>&1 &
 qubed_pid=$!
-for _ in $(seq 200); do grep -q ' ready (pid ' "$T/qubed.log" && break; sleep 0.1; done
+for _ in $(seq 200); do grep -q " ready (pid $qubed_pid)" "$T/qubed.log" && break; sleep 0.1; done
 grep -E 'accelerator|ready' "$T/qubed.log" | sed 's/^[^ ]* qubed: /    qubed: /'
 
 show "qubectl template import --kernel vmlinux --initrd initramfs.cpio.gz --label black minimal"
 qubectl template import --kernel "$kernel" --initrd "$img/initramfs.cpio.gz" --label black minimal
-# each qube makes one call at boot, to the other one
-run_work='qube.run="qube-call --transport vsock untrusted demo.Uname </dev/null; echo work-to-untrusted-exit=$?"'
-run_untr='qube.run="echo give me your secrets | qube-call --transport vsock work demo.Echo; echo untrusted-to-work-exit=$?"'
-show "qubectl create --template minimal --label red --property kernelopts='...' untrusted"
-qubectl create --template minimal --label red --property "kernelopts=$run_untr" untrusted
-show "qubectl create --template minimal --label blue --property kernelopts='...' work"
-qubectl create --template minimal --label blue --property "kernelopts=$run_work" work
+show "qubectl create --template minimal --label red untrusted"
+qubectl create --template minimal --label red untrusted
+show "qubectl create --template minimal --label blue work"
+qubectl create --template minimal --label blue work
+show "qubectl create --template minimal --label red --property template_for_dispvms=True dvm"
+qubectl create --template minimal --label red --property template_for_dispvms=True dvm
+show "qubectl global-prefs default_dispvm dvm"
+qubectl global-prefs default_dispvm dvm
 echo "    policy (scripts/demo/qubes-policy.d/30-qubes.policy):"
-grep -v '^#' "$demo/qubes-policy.d/30-qubes.policy" | sed 's/^/      /'
+grep -v '^#' "$demo/qubes-policy.d/30-qubes.policy" | grep -v '^$' | sed 's/^/      /'
 
-show "qubectl start untrusted"
-s=$(date +%s); qubectl start untrusted; echo "    (running after $(( $(date +%s) - s )) s: its agent answers over vsock)"
-show "qubectl start work"
-s=$(date +%s); qubectl start work; echo "    (running after $(( $(date +%s) - s )) s)"
+step "3. qubes started through libvirt, commands run in them through the broker"
+show "qubectl start untrusted work"
+s=$(date +%s); qubectl start untrusted work; echo "    (both running after $(( $(date +%s) - s )) s: each agent answers over vsock)"
 show "qubectl ls"
 qubectl ls
-for _ in $(seq 600); do grep -a -q '^work-to-untrusted-exit=[0-9]' "$T/log/console-work.log" 2>/dev/null && grep -a -q '^untrusted-to-work-exit=[0-9]' "$T/log/console-untrusted.log" && break; sleep 0.1; done
-echo "    untrusted's console (its call to work at boot):"
-tr -d '\r' < "$T/log/console-untrusted.log" | grep -a -E '^untrusted-to-work-exit=' | sed 's/^/      /'
-echo "    work's console (its call to untrusted at boot):"
-tr -d '\r' < "$T/log/console-work.log" | grep -a -E '^(untrusted: Linux|work-to-untrusted-exit=)' | sed 's/^/      /'
+show "qubectl run -p work -- uname -sr"
+qubectl run -p work -- uname -sr | sed 's/^/    /'
+show "qubectl run -p work -- printf '<%s> ' 'a b' '\$(id)' ';reboot'     # an argv, never a shell line"
+qubectl run -p work -- printf '<%s> ' 'a b' '$(id)' ';reboot' | sed 's/^/    /'; echo
+
+step "4. Calls between qubes, decided by the broker from the transport's identity"
+show "qubectl run -p work -- qube-call untrusted demo.Uname           # work -> untrusted"
+qubectl run -p work -- qube-call untrusted demo.Uname 2>&1 | sed 's/^/    /'
+show "qubectl run -p untrusted -- sh -c 'echo secrets | qube-call work demo.Echo'   # untrusted -> work"
+rc=0; qubectl run -p untrusted -- sh -c 'echo give me your secrets | qube-call work demo.Echo' 2>&1 | sed 's/^/    /' || true
+rc=${PIPESTATUS[0]}; echo "    exit status $rc (126: refused by the policy; work never saw the call)"
 echo "    the broker's decisions (the source is the qube's vsock transport, never what the guest says):"
-grep ' call id=' "$T/log/broker.log" | sed -E 's/^[^ ]+ qube-broker: //; s/ rule=[^ ]+//; s/ reason=.*//; s/^/      /'
+grep ' call id=' "$T/log/broker.log" | grep -v 'service=qube.Exec' |
+  sed -E 's/^[^ ]+ qube-broker: //; s/ rule=[^ ]+//; s/ reason=.*//; s/^/      /'
 
-show "qubectl shutdown --wait work untrusted"
-qubectl shutdown --wait work untrusted
+step "5. Disposables: one qube per command, gone afterwards"
+show "qubectl run -p --dispvm -- sh -c 'echo I am \$(hostname)'"
+s=$(date +%s.%N); qubectl run -p --dispvm -- sh -c 'echo I am $(hostname)' | sed 's/^/    /'
+echo "    ($(printf '%.1f' "$(echo "$(date +%s.%N) - $s" | bc)") s, the disposable's boot included)"
+sleep 1
+show "qubectl ls --all --format names"
+qubectl ls --all --format names | sed 's/^/    /'
+show "qubectl prefs dvm preload_dispvm 1      # keep one booted and paused"
+qubectl prefs dvm preload_dispvm 1
+for _ in $(seq 600); do grep -q 'preloaded disposable disp[0-9]* of dvm ready' "$T/qubed.log" && break; sleep 0.2; done
+grep -o 'preloaded disposable disp[0-9]* of dvm ready.*' "$T/qubed.log" | tail -n 1 | sed 's/^/    qubed: /'
+show "qubectl run -p --dispvm -- sh -c 'echo I am \$(hostname)'"
+s=$(date +%s.%N); qubectl run -p --dispvm -- sh -c 'echo I am $(hostname)' | sed 's/^/    /'
+echo "    ($(printf '%.2f' "$(echo "$(date +%s.%N) - $s" | bc)") s: served from the preloaded pool)"
+qubectl prefs dvm preload_dispvm 0
+
+step "6. Shutdown and removal"
+show "qubectl shutdown --all --wait"
+qubectl shutdown --all --wait
+for _ in $(seq 100); do [ -z "$(qubectl ls --all --format names | grep '^disp' || true)" ] && break; sleep 0.2; done
 show "qubectl ls"
 qubectl ls
-show "qubectl remove --force work untrusted minimal"
-qubectl remove --force work untrusted minimal
-left=$(ls -A "$T/state/qubes"; virsh -q -c qemu:///system list --all --name | grep -E '^qube-(work|untrusted|minimal)$' || true)
+show "qubectl global-prefs --default default_dispvm"
+qubectl global-prefs --default default_dispvm
+show "qubectl remove --force work untrusted dvm minimal"
+qubectl remove --force work untrusted dvm minimal
+left=$(ls -A "$T/state/qubes"; virsh -q -c qemu:///system list --all --name | grep -E '^qube-' || true)
 if [ -z "$left" ]; then
   echo "    removed: no file left under the state directory, no libvirt domain left"
 else
