@@ -9,42 +9,24 @@
  * allow-list before reading the first byte of the stream.
  */
 #include "fc.h"
+#include "sandbox.h"
 #include "unpack.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
-#include <linux/landlock.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define DEFAULT_CONF "/etc/qube/filecopy.conf"
-
-static bool sandboxed; /* seccomp is on */
-
-#ifdef QFC_SANITIZERS
-/* LeakSanitizer's exit-time check needs clone and ptrace, which the sandbox
- * forbids: it runs for exits before the sandbox only.  The unpacker's leaks
- * are checked in-process by the fuzz-filecopy-stream harness. */
-int __lsan_is_turned_off(void);
-int __lsan_is_turned_off(void)
-{
-	return sandboxed;
-}
-#endif
 
 static void freep(char **p)
 {
@@ -81,126 +63,6 @@ static bool source_is_valid(const char *s)
 			return false;
 	}
 	return true;
-}
-
-/*
- * The seccomp allow-list (docs/filecopy.md, "Confinement").  Default: kill
- * the process.  Nothing that makes a socket, a process, a mapping that can
- * execute, or changes credentials is on it.
- */
-static int install_seccomp(void)
-{
-	static const int allow[] = {
-		/* the stream in, the reply out, messages on stderr */
-		SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(close),
-		/* entries below the incoming directory (unpack.c) */
-		SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(mkdirat), SCMP_SYS(symlinkat),
-		SCMP_SYS(linkat), SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(fchmod),
-		SCMP_SYS(utimensat), SCMP_SYS(lseek), SCMP_SYS(ftruncate), SCMP_SYS(fcntl),
-		SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(getpid), SCMP_SYS(umask),
-		/* malloc and free */
-		SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
-		/* signals and exit */
-		SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall), SCMP_SYS(exit_group),
-		SCMP_SYS(exit),
-#ifdef QFC_SANITIZERS
-		/* AddressSanitizer / UBSan runtime only (sanitizer builds) */
-		SCMP_SYS(futex), SCMP_SYS(sched_yield), SCMP_SYS(gettid), SCMP_SYS(sigaltstack),
-		SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigaction), SCMP_SYS(readlink),
-		SCMP_SYS(prctl), SCMP_SYS(ioctl), SCMP_SYS(getrlimit), SCMP_SYS(prlimit64),
-		SCMP_SYS(getrandom),
-#endif
-	};
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	if (!ctx)
-		return -ENOMEM;
-	int r = 0;
-	for (size_t i = 0; i < sizeof(allow) / sizeof(allow[0]) && r == 0; i++)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow[i], 0);
-	/* memory for malloc, never executable */
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	if (r == 0)
-		r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	return r;
-}
-
-/* Landlock ABI values newer than some distributions' headers. */
-#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
-#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
-#endif
-#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
-#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
-#endif
-#define QFC_LANDLOCK_NET_BIND_TCP (1ULL << 0)
-#define QFC_LANDLOCK_NET_CONNECT_TCP (1ULL << 1)
-#define QFC_LANDLOCK_SCOPE_ABSTRACT_UNIX (1ULL << 0)
-#define QFC_LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
-
-struct qfc_landlock_ruleset_attr {
-	uint64_t handled_access_fs;
-	uint64_t handled_access_net; /* ABI 4 */
-	uint64_t scoped;             /* ABI 6 */
-};
-
-/*
- * Landlock: the file system is out of reach except below the incoming
- * directory, where only what unpack.c does is allowed (create files,
- * directories and symlinks, write and truncate the files it creates, open
- * directories, remove its own temporary names).  Returns the ABI version
- * applied, 0 when the kernel has no Landlock, or a negative errno.
- */
-static int install_landlock(int root_fd)
-{
-	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	if (abi < 0)
-		return errno == ENOSYS || errno == EOPNOTSUPP ? 0 : -errno;
-	struct qfc_landlock_ruleset_attr attr = {
-		.handled_access_fs =
-			LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
-			LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
-			LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
-			LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
-			LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |
-			LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
-			LANDLOCK_ACCESS_FS_MAKE_SYM,
-	};
-	size_t attr_size = sizeof(attr.handled_access_fs);
-	if (abi >= 2)
-		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
-	if (abi >= 3)
-		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
-	if (abi >= 4) {
-		attr.handled_access_net = QFC_LANDLOCK_NET_BIND_TCP | QFC_LANDLOCK_NET_CONNECT_TCP;
-		attr_size = offsetof(struct qfc_landlock_ruleset_attr, scoped);
-	}
-	if (abi >= 5)
-		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
-	if (abi >= 6) {
-		attr.scoped = QFC_LANDLOCK_SCOPE_ABSTRACT_UNIX | QFC_LANDLOCK_SCOPE_SIGNAL;
-		attr_size = sizeof(attr);
-	}
-	int rfd = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
-	if (rfd < 0)
-		return -errno;
-	struct landlock_path_beneath_attr below = {
-		.allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
-				  LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR |
-				  LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SYM |
-				  (abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0),
-		.parent_fd = root_fd,
-	};
-	int r = 0;
-	if (syscall(SYS_landlock_add_rule, rfd, LANDLOCK_RULE_PATH_BENEATH, &below, 0) < 0 ||
-	    syscall(SYS_landlock_restrict_self, rfd, 0) < 0)
-		r = -errno;
-	close(rfd);
-	return r < 0 ? r : (int)abi;
 }
 
 static int read_config(const char *path, bool must_exist, struct qfc_limits *l, char **user,
@@ -440,15 +302,10 @@ int main(int argc, char **argv)
 	umask(0);
 
 	/* 2. no new privileges, Landlock, then the seccomp filter, last */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return refuse_early("cannot set no_new_privs");
-	int landlock_abi = install_landlock(root_fd);
+	const char *step = NULL;
+	int landlock_abi = qfc_sandbox_enter(root_fd, &step);
 	if (landlock_abi < 0)
-		return refuse_early("cannot install the Landlock rules");
-	r = install_seccomp();
-	sandboxed = r == 0;
-	if (r < 0)
-		return refuse_early("cannot install the seccomp filter");
+		return refuse_early(step);
 	if (selftest) {
 		fprintf(stderr, "qube.Filecopy: --selftest-seccomp: calling socket(), not allowed\n");
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
