@@ -6,7 +6,7 @@
 # See docs/images.md.
 #
 #   build.sh --output DIR [--build-dir MESON_BUILD_DIR] [--add PATH[:DEST]]...
-#            [--cache DIR] [--kernel-package PKG] [--modules FILE] [--offline]
+#            [--cache DIR] [--kernel-package PKG] [--modules FILE] [--offline] [--with-gui]
 #   build.sh --list-modules [--modules FILE] [--cache DIR] ...
 #
 # Downloads (apt-get download, never installed on the host) are cached in
@@ -39,10 +39,17 @@ usage: $prog --output DIR [options]
                         when the host has busybox-static installed
   --list-modules        resolve the module list against the kernel, print the
                         load order and the built-in ones, write nothing
+  --with-gui            also the GUI path (docs/compositor.md): the host's waypipe
+                        with its libraries (about 150 MB more: boot such qubes with
+                        memory >= 800 MiB), qube-start-app as the service
+                        qube.StartApp (from --build-dir unless given with --add to
+                        /usr/lib/qube/qube-start-app), and Wayland clients: the
+                        host's weston-simple-shm and the build's qc-test-client
+                        when they exist (or --add them to /usr/bin)
 EOF
 }
 
-out= builddir= kpkg= offline=0 list_only=0 bb_deb=0
+out= builddir= kpkg= offline=0 list_only=0 bb_deb=0 with_gui=0
 cache=${QUBE_CACHE_DIR:-/var/cache/qube}
 modlist=$here/modules.list
 adds=()
@@ -57,6 +64,7 @@ while [ $# -gt 0 ]; do
     --offline) offline=1; shift ;;
     --list-modules) list_only=1; shift ;;
     --busybox-deb) bb_deb=1; shift ;;
+    --with-gui) with_gui=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
@@ -364,6 +372,33 @@ for a in "${adds[@]}"; do
   esac
 done
 
+# ---- the GUI path (--with-gui) -------------------------------------------------
+# waypipe server and qube-start-app, which carries waypipe's stream to the
+# host's qube-gui-bridge over vsock port 6000; a client or two to show.
+gui_info=no
+if [ "$with_gui" = 1 ]; then
+  [ -x /usr/bin/waypipe ] || die "--with-gui: /usr/bin/waypipe not found (apt-get install waypipe)"
+  [ -e "$stage/usr/bin/waypipe" ] || add_file /usr/bin/waypipe /usr/bin/waypipe
+  if [ ! -e "$stage/usr/lib/qube/qube-start-app" ]; then
+    [ -n "$builddir" ] && [ -x "$builddir/rpc/guest/qube-start-app" ] ||
+      die "--with-gui: qube-start-app is neither built in --build-dir nor given with --add PATH:/usr/lib/qube/qube-start-app"
+    add_file "$builddir/rpc/guest/qube-start-app" /usr/lib/qube/qube-start-app
+  fi
+  mkdir -p "$stage/etc/qube/rpc"
+  ln -s /usr/lib/qube/qube-start-app "$stage/etc/qube/rpc/qube.StartApp"
+  clients=()
+  if [ -x /usr/bin/weston-simple-shm ] && [ ! -e "$stage/usr/bin/weston-simple-shm" ]; then
+    add_file /usr/bin/weston-simple-shm /usr/bin/weston-simple-shm
+  fi
+  if [ -n "$builddir" ] && [ -x "$builddir/compositor/qc-test-client" ] && [ ! -e "$stage/usr/bin/qc-test-client" ]; then
+    add_file "$builddir/compositor/qc-test-client" /usr/bin/qc-test-client
+  fi
+  for c in weston-simple-shm qc-test-client; do [ ! -e "$stage/usr/bin/$c" ] || clients+=("$c"); done
+  [ ${#clients[@]} -gt 0 ] || say "warning: --with-gui: no Wayland client in the image (no weston-simple-shm, no qc-test-client)"
+  gui_info="waypipe $(dpkg-query -W -f='${Version}' waypipe 2>/dev/null || echo unknown); clients: ${clients[*]:-none}"
+  say "GUI path: $gui_info"
+fi
+
 # ---- init and the file system skeleton --------------------------------------
 cp "$here/init" "$stage/init"
 chmod 0755 "$stage/init"
@@ -381,6 +416,7 @@ printf 'root:x:0:\nuser:x:1000:\n' > "$stage/etc/group"
   echo "modules: ${load_order[*]}"
   echo "builtin-modules: ${builtin_wanted[*]:-}"
   echo "files: ${included[*]:-}"
+  [ "$with_gui" = 0 ] || echo "gui: $gui_info"
   echo "libraries: ${libs_copied[*]:-}"
 } > "$stage/etc/qube-image"
 

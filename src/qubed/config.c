@@ -22,6 +22,9 @@
 #ifndef QUBED_HOST_AGENT_PATH
 #define QUBED_HOST_AGENT_PATH ""
 #endif
+#ifndef QUBED_GUI_BRIDGE_PATH
+#define QUBED_GUI_BRIDGE_PATH "/usr/bin/qube-gui-bridge"
+#endif
 
 static int set_str(char **slot, const char *v)
 {
@@ -46,7 +49,10 @@ int qd_config_defaults(struct qd_config *c)
 	    set_str(&c->policy_dir, QUBE_POLICY_DIR) < 0 ||
 	    set_str(&c->host_rpc_dir, "/etc/qube/rpc-host") < 0 ||
 	    set_str(&c->host_service_user, "nobody") < 0 ||
-	    set_str(&c->dev_kvm, "/dev/kvm") < 0 || set_str(&c->dev_vhost_vsock, "/dev/vhost-vsock") < 0)
+	    set_str(&c->dev_kvm, "/dev/kvm") < 0 || set_str(&c->dev_vhost_vsock, "/dev/vhost-vsock") < 0 ||
+	    set_str(&c->gui_control, "") < 0 || set_str(&c->gui_user, "") < 0 ||
+	    set_str(&c->gui_bridge_path, QUBED_GUI_BRIDGE_PATH) < 0 ||
+	    set_str(&c->gui_waypipe_path, "/usr/bin/waypipe") < 0)
 		return -ENOMEM;
 	c->accel = QVMM_ACCEL_AUTO;
 	c->vsock = QVMM_VSOCK_AUTO;
@@ -63,7 +69,8 @@ void qd_config_finish(struct qd_config *c)
 	char **strs[] = { &c->state_dir, &c->run_dir, &c->log_dir, &c->socket_path, &c->socket_group,
 			  &c->libvirt_uri, &c->broker_path, &c->host_agent_path, &c->vsockd_path,
 			  &c->policy_dir, &c->host_rpc_dir, &c->host_service_user, &c->dev_kvm,
-			  &c->dev_vhost_vsock };
+			  &c->dev_vhost_vsock, &c->gui_control, &c->gui_user, &c->gui_bridge_path,
+			  &c->gui_waypipe_path };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -144,6 +151,10 @@ static int apply(struct qd_config *c, const char *key, const char *v, char *why,
 		{ "host_service_user", offsetof(struct qd_config, host_service_user), false },
 		{ "dev_kvm", offsetof(struct qd_config, dev_kvm), true },
 		{ "dev_vhost_vsock", offsetof(struct qd_config, dev_vhost_vsock), true },
+		{ "gui_compositor", offsetof(struct qd_config, gui_control), true },
+		{ "gui_user", offsetof(struct qd_config, gui_user), false },
+		{ "gui_bridge", offsetof(struct qd_config, gui_bridge_path), true },
+		{ "gui_waypipe", offsetof(struct qd_config, gui_waypipe_path), true },
 	};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {

@@ -40,6 +40,10 @@ struct qd_config {
 	char *host_service_user; /* host services run as this user ("nobody") */
 	char *dev_kvm;        /* /dev/kvm (tests point it elsewhere) */
 	char *dev_vhost_vsock;
+	char *gui_control;     /* qube-compositor's control socket; empty: no GUI (gui.c) */
+	char *gui_user;        /* the session user, NAME or UID:GID; empty: the control socket's owner */
+	char *gui_bridge_path; /* qube-gui-bridge */
+	char *gui_waypipe_path; /* waypipe, for the bridge */
 	enum qvmm_accel accel;
 	enum qvmm_vsock vsock;
 	unsigned start_timeout_s;    /* domain start to agent answering */
@@ -99,6 +103,17 @@ struct qd_vm {
 	bool just_taken;          /* handed out; the next qd_vm_start answers at once */
 	bool notify_running;      /* qd_vm_tick tells the RUNNING waiters */
 	struct timespec preload_begin;
+	/* its GUI (gui.c): the qube-gui-bridge and the compositor's socket */
+	struct qd_vm_gui {
+		pid_t pid;            /* the bridge; 0: none */
+		int pidfd;            /* valid while pid > 0 */
+		bool own_child;       /* spawned by this qubed (reaped), not adopted */
+		bool added;           /* QUBE-ADD answered during this run */
+		bool noted;           /* the current failure was logged */
+		unsigned restarts;
+		struct timespec retry_at;
+		char display[108];    /* the compositor's socket for the qube */
+	} gui;
 };
 
 /* ---- the daemon ---- */
@@ -222,5 +237,10 @@ void qd_broker_tick(struct qd *qd);
 void qd_broker_stop(struct qd *qd);
 int qd_sysinfo_write(struct qd *qd);        /* system-info JSON and vsock map */
 int qd_start_listen(struct qd *qd);
+
+/* ---- GUI (gui.c): per running qube, QUBE-ADD on the compositor and a
+ * supervised qube-gui-bridge; at stop QUBE-REMOVE and the bridge ended ---- */
+void qd_gui_tick(struct qd *qd);
+void qd_gui_vm_stop(struct qd *qd, struct qd_vm *vm);
 
 #endif

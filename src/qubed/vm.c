@@ -82,6 +82,7 @@ void qd_vm_forget(struct qd *qd, const char *name)
 			close(vm->probe_fd);
 		if (vm->vsockd_pidfd >= 0)
 			close(vm->vsockd_pidfd);
+		qd_gui_vm_stop(qd, vm);
 		while (vm->waiters) {
 			struct qd_waiter *w = vm->waiters;
 			vm->waiters = w->next;
@@ -607,6 +608,7 @@ static void halted(struct qd *qd, struct qd_vm *vm, const char *why);
 
 void qd_vm_tick(struct qd *qd)
 {
+	qd_gui_tick(qd); /* GUI bridges of starting and running qubes */
 	for (struct qd_vm *vm = qd->vms, *next; vm; vm = next) {
 		next = vm->next;
 		if (vm->notify_running) {
@@ -659,6 +661,7 @@ static void halted(struct qd *qd, struct qd_vm *vm, const char *why)
 		return;
 	probe_close(vm);
 	stop_vsockd(vm);
+	qd_gui_vm_stop(qd, vm); /* its windows go, and its GUI bridge */
 	vm->state = QD_HALTED;
 	remove_temporary(qd, vm);
 	vm->cleaned = true;
@@ -701,7 +704,8 @@ int qd_vm_shutdown(struct qd *qd, const char *name, bool force, struct qd_waiter
 		qd_err(err, "QubesVMNotStartedError", "Domain is powered off: %s", name);
 		return -ESRCH;
 	}
-	if (vm->state == QD_STOPPING) {
+	if (vm->state == QD_STOPPING || vm->state == QD_DYING) {
+		/* on its way down already (a kill in progress): wait for it */
 		add_waiter(vm, w);
 		return 0;
 	}
