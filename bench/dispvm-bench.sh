@@ -12,7 +12,7 @@
 #     sequential calls inside one qube.Exec) against host to guest through
 #     the same qube-vsockd without the broker, and 1 GiB through a cat
 #     service guest to guest against the same bytes host to guest.
-#   dispvm-bench.sh BUILD_DIR [ROUNDS]
+#   dispvm-bench.sh BUILD_DIR [ROUNDS]   (MIB=N: the bulk transfer size, default 1024)
 set -euo pipefail
 . "$(dirname "$0")/../tests/qubed/lib.sh"
 qd_setup "$1"
@@ -123,17 +123,18 @@ done
 gm=$(median "${g[@]}") hm=$(median "${h[@]}")
 say "RESULT call latency: guest to guest $gm s/call, host to guest (a host caller through the same broker and qube-vsockd) $hm s/call, ratio $(ratio "$gm" "$hm")"
 gb=() hb=()
+mib=${MIB:-1024} bytes=$(( ${MIB:-1024} << 20 ))
 for i in $(seq "$rounds"); do
   t0=$(now)
-  qctl run -p "$A" -- sh -c "head -c 1073741824 /dev/zero | qube-call $B test.Echo | wc -c" >"$T/n"
-  t=$(elapsed "$t0"); [ "$(cat "$T/n")" = 1073741824 ] || { say "guest to guest lost bytes: $(cat "$T/n")"; exit 1; }
-  gb+=("$(echo "scale=1; 1024 / $t" | bc)")
+  qctl run -p "$A" -- sh -c "head -c $bytes /dev/zero | qube-call $B test.Echo | wc -c" >"$T/n"
+  t=$(elapsed "$t0"); [ "$(cat "$T/n")" = "$bytes" ] || { say "guest to guest lost bytes: $(cat "$T/n")"; exit 1; }
+  gb+=("$(echo "scale=1; $mib / $t" | bc)")
   t0=$(now)
-  n=$(head -c 1073741824 /dev/zero | python3 "$QD_TOP/tests/lib/hybrid-cat.py" "$T/run/qubes/$B/vsock" 512 test.Echo | wc -c)
-  t=$(elapsed "$t0"); [ "$n" = 1073741824 ] || { say "host to guest lost bytes: $n"; exit 1; }
-  hb+=("$(echo "scale=1; 1024 / $t" | bc)")
+  n=$(head -c "$bytes" /dev/zero | python3 "$QD_TOP/tests/lib/hybrid-cat.py" "$T/run/qubes/$B/vsock" 512 test.Echo | wc -c)
+  t=$(elapsed "$t0"); [ "$n" = "$bytes" ] || { say "host to guest lost bytes: $n"; exit 1; }
+  hb+=("$(echo "scale=1; $mib / $t" | bc)")
 done
 gbm=$(median "${gb[@]}") hbm=$(median "${hb[@]}")
-say "RESULT 1 GiB through test.Echo (cat): guest to guest $gbm MiB/s, host to guest without the broker $hbm MiB/s, ratio $(ratio "$gbm" "$hbm")"
+say "RESULT $mib MiB through test.Echo (cat): guest to guest $gbm MiB/s, host to guest without the broker $hbm MiB/s, ratio $(ratio "$gbm" "$hbm")"
 qctl global-prefs --default default_dispvm
 qctl kill "$A" "$B" >/dev/null

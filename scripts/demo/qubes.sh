@@ -93,17 +93,21 @@ step "4. Calls between qubes, decided by the broker from the transport's identit
 show "qubectl run -p work -- qube-call untrusted demo.Uname           # work -> untrusted"
 qubectl run -p work -- qube-call untrusted demo.Uname 2>&1 | sed 's/^/    /'
 show "qubectl run -p untrusted -- sh -c 'echo secrets | qube-call work demo.Echo'   # untrusted -> work"
-rc=0; qubectl run -p untrusted -- sh -c 'echo give me your secrets | qube-call work demo.Echo' 2>&1 | sed 's/^/    /' || true
-rc=${PIPESTATUS[0]}; echo "    exit status $rc (126: refused by the policy; work never saw the call)"
+set +e
+qubectl run -p untrusted -- sh -c 'echo give me your secrets | qube-call work demo.Echo' 2>&1 | sed 's/^/    /'
+rc=${PIPESTATUS[0]}
+set -e
+echo "    exit status $rc (126: refused by the policy; work never saw the call)"
 echo "    the broker's decisions (the source is the qube's vsock transport, never what the guest says):"
-grep ' call id=' "$T/log/broker.log" | grep -v 'service=qube.Exec' |
+grep ' call id=.* decision=' "$T/log/broker.log" | grep -v 'service=qube.Exec' |
   sed -E 's/^[^ ]+ qube-broker: //; s/ rule=[^ ]+//; s/ reason=.*//; s/^/      /'
 
 step "5. Disposables: one qube per command, gone afterwards"
 show "qubectl run -p --dispvm -- sh -c 'echo I am \$(hostname)'"
 s=$(date +%s.%N); qubectl run -p --dispvm -- sh -c 'echo I am $(hostname)' | sed 's/^/    /'
 echo "    ($(printf '%.1f' "$(echo "$(date +%s.%N) - $s" | bc)") s, the disposable's boot included)"
-sleep 1
+# the disposable is destroyed after the caller has its result
+for _ in $(seq 100); do qubectl ls --all --format names | grep -q '^disp' || break; sleep 0.2; done
 show "qubectl ls --all --format names"
 qubectl ls --all --format names | sed 's/^/    /'
 show "qubectl prefs dvm preload_dispvm 1      # keep one booted and paused"
