@@ -28,8 +28,8 @@
 #define RUN_EXIT_FAILED 125 /* QRPC_EXIT_RPC_FAILED: nothing ran */
 
 /* The directory of the host-call socket: --call-dir, $QUBE_HOST_CALLS,
- * else "host-calls" beside qubed's socket. */
-static int call_dir(const char *opt, char *buf, size_t len)
+ * else "host-calls" beside qubed's socket (also qubectl copy-to/-from). */
+int qc_host_call_dir(const char *opt, char *buf, size_t len)
 {
 	const char *env = getenv("QUBE_HOST_CALLS");
 	const char *sock = qc_socket();
@@ -63,8 +63,9 @@ static void start_tick(void *userdata, unsigned elapsed_ms)
 	p->shown = true;
 }
 
-/* Starts NAME unless it runs already.  QC_EXIT_OK, or a run exit code. */
-static int ensure_running(const char *name, bool autostart)
+/* Starts NAME unless it runs already.  QC_EXIT_OK, or a run exit code
+ * (also qubectl copy-to/-from). */
+int qc_ensure_running(const char *name, bool autostart)
 {
 	struct start_progress p = { name, false };
 	struct qc_reply reply;
@@ -289,7 +290,7 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 		snprintf(service, sizeof(service), "qube.Exec");
 		argument[0] = '\0';
 	}
-	if (call_dir(opt_dir, dir, sizeof(dir)) < 0) {
+	if (qc_host_call_dir(opt_dir, dir, sizeof(dir)) < 0) {
 		free(prefix);
 		return qc_usage_error(cmd, "the host-call directory's path is too long");
 	}
@@ -305,7 +306,7 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 		return RUN_EXIT_FAILED;
 	}
 	if (!use_dispvm) {
-		r = ensure_running(qube, autostart);
+		r = qc_ensure_running(qube, autostart);
 		if (r != QC_EXIT_OK) {
 			free(prefix);
 			return r;

@@ -128,6 +128,50 @@ const struct qc_command qc_commands[] = {
 			"2 usage error.\n",
 	},
 	{
+		.name = "copy-to",
+		.handler = qc_cmd_copy_to,
+		.usage = "[--quiet] [--no-autostart] QUBE FILE...",
+		.summary = "copy files from the host into a qube (qube.Filecopy)",
+		.help = "The host (dom0) sends FILEs (regular files, directories with everything\n"
+			"below them, symlinks inside them) to QUBE's qube.Filecopy through the\n"
+			"broker and the policy; they land in QUBE's ~/QubesIncoming/dom0/.  Every\n"
+			"name is checked with the receiver's rules before anything is sent.\n"
+			"\n"
+			"  --quiet, -q          no progress line (shown on a terminal: entries,\n"
+			"                       MiB of MiB, rate)\n"
+			"  --no-autostart, -n   fail if QUBE is not running (default: start it)\n"
+			"  --call-dir DIR       the broker's host-call directory (as for run)\n"
+			"\n"
+			"Exit status: 0 the receiver confirmed everything; 1 refused by the\n"
+			"receiver (its reason is shown) or not confirmed; 126 refused by the\n"
+			"policy; 125 nothing ran (qube not started, broker unreachable); 127 QUBE\n"
+			"has no qube.Filecopy; 2 usage error.\n",
+	},
+	{
+		.name = "copy-from",
+		.handler = qc_cmd_copy_from,
+		.usage = "[--quiet] [--no-autostart] [--user USER] QUBE PATH... --to DIR",
+		.summary = "copy files from a qube to the host",
+		.help = "Runs `qube-filecopy-send --stdio -- PATH...` in QUBE (qube.Exec, so the\n"
+			"policy must allow qube.Exec from dom0) and unpacks its stream into DIR\n"
+			"here, in a child process confined as the qube.Filecopy receiver is: an\n"
+			"existing name is never replaced (the new one gets a suffix), names and\n"
+			"symlinks must pass the receiver's checks, nothing can be written outside\n"
+			"DIR.  Relative PATHs are relative to the service's directory (the user's\n"
+			"home with --user).\n"
+			"\n"
+			"  --to, -t DIR         where the files go (required; must exist)\n"
+			"  --user, -u USER      run the sender as USER in the qube\n"
+			"  --quiet, -q          no progress line on a terminal\n"
+			"  --no-autostart, -n   fail if QUBE is not running (default: start it)\n"
+			"  --call-dir DIR       the broker's host-call directory (as for run)\n"
+			"\n"
+			"Exit status: 0 the stream was complete and verified here; 1 it was\n"
+			"refused (the reason, and what was stored before, are shown) or the\n"
+			"sender failed; 126 refused by the policy; 125 nothing ran; 127 no\n"
+			"qube.Exec or qube-filecopy-send in QUBE; 2 usage error.\n",
+	},
+	{
 		.name = "prefs",
 		.handler = qc_cmd_prefs,
 		.usage = "[--default] [--help-property PROP] QUBE [PROP [VALUE]]",

@@ -122,5 +122,12 @@ int qc_cmd_volume_revert(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_template_import(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_events(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv);
+int qc_cmd_copy_to(const struct qc_command *cmd, int argc, char **argv);
+int qc_cmd_copy_from(const struct qc_command *cmd, int argc, char **argv);
+/* src/cmd-run.c, shared with src/cmd-copy.c: the host-call directory
+ * (--call-dir, $QUBE_HOST_CALLS, else beside qubed's socket), and a start
+ * of NAME through qubed unless it runs (QC_EXIT_OK or 125). */
+int qc_host_call_dir(const char *opt, char *buf, size_t len);
+int qc_ensure_running(const char *name, bool autostart);
 
 #endif

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <linux/capability.h>
 #include <linux/landlock.h>
 #include <pwd.h>
@@ -22,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 bool qfc_sandbox_active;
@@ -52,6 +54,8 @@ static int install_seccomp(void)
 		SCMP_SYS(linkat), SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(fchmod),
 		SCMP_SYS(utimensat), SCMP_SYS(lseek), SCMP_SYS(ftruncate), SCMP_SYS(fcntl),
 		SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(getpid), SCMP_SYS(umask),
+		/* the progress line's clock (where the vDSO falls back to the call) */
+		SCMP_SYS(clock_gettime),
 		/* malloc and free */
 		SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
 		/* signals and exit */
@@ -177,13 +181,19 @@ int qfc_sandbox_enter(int root_fd, const char **ret_step)
 	return abi;
 }
 
-/* Every capability out of the bounding, effective, permitted and
- * inheritable sets. */
-static int drop_capabilities(void)
+/* Every capability out of the bounding set (needs CAP_SETPCAP: before
+ * a change of user). */
+static int drop_bounding_set(void)
 {
 	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
 			return -errno;
+	return 0;
+}
+
+/* Every capability out of the effective, permitted and inheritable sets. */
+static int drop_capabilities(void)
+{
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2] = { { 0 } };
 	if (syscall(SYS_capset, &h, d) < 0)
@@ -200,6 +210,10 @@ int qfc_drop_privileges_for(int dir_fd, char *err, size_t errlen)
 	if (fstat(dir_fd, &st) < 0) {
 		snprintf(err, errlen, "cannot stat the target directory: %s", strerror(errno));
 		return -errno;
+	}
+	if (drop_bounding_set() < 0) {
+		snprintf(err, errlen, "cannot drop the capability bounding set: %s", strerror(errno));
+		return -EPERM;
 	}
 	if (st.st_uid != 0) {
 		/* the owner's primary group when the password database knows
@@ -279,9 +293,35 @@ static void child_reply(int reply_fd, int result_fd, int status,
 	write_record(result_fd, buf, QFC_REPLY_HEADER_SIZE + ml);
 }
 
+struct progress {
+	const char *prog;
+	struct timespec t0, tlast;
+	bool shown;
+};
+
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void show_progress(void *userdata, uint64_t bytes, uint64_t entries)
+{
+	struct progress *p = userdata;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (seconds_between(&p->tlast, &now) < 0.25)
+		return;
+	p->tlast = now;
+	double t = seconds_between(&p->t0, &now);
+	fprintf(stderr, "\r%s: %" PRIu64 " entries, %.1f MiB, %.1f MB/s   ", p->prog, entries,
+		(double)bytes / 1048576.0, t > 0 ? (double)bytes / 1e6 / t : 0.0);
+	p->shown = true;
+}
+
 static __attribute__((noreturn)) void child_main(int stream_fd, int reply_fd, int dir_fd,
 						 int result_fd, const struct qfc_limits *l,
-						 const char *prog)
+						 const char *prog, bool progress)
 {
 	const int keep[] = { stream_fd, reply_fd, dir_fd, result_fd };
 	char err[300];
@@ -304,13 +344,25 @@ static __attribute__((noreturn)) void child_main(int stream_fd, int reply_fd, in
 		_exit(1);
 	}
 	struct qfc_unpack_result res;
-	r = qfc_unpack(stream_fd, dir_fd, l, 0, stderr, &res);
+	struct progress pr = { .prog = prog };
+	clock_gettime(CLOCK_MONOTONIC, &pr.t0);
+	pr.tlast = pr.t0;
+	r = qfc_unpack_progress(stream_fd, dir_fd, l, 0, stderr, &res,
+				progress ? show_progress : NULL, &pr);
+	if (pr.shown) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double t = seconds_between(&pr.t0, &now);
+		fprintf(stderr, "\r%s: %" PRIu64 " entries, %.1f MiB, %.1f MB/s   \n", prog,
+			res.entries, (double)res.data_bytes / 1048576.0,
+			t > 0 ? (double)res.data_bytes / 1e6 / t : 0.0);
+	}
 	child_reply(reply_fd, result_fd, r, &res, r < 0 ? res.msg : NULL);
 	_exit(r < 0 ? 1 : 0);
 }
 
 int qfc_unpack_child_start(int stream_fd, int reply_fd, int dir_fd, const struct qfc_limits *l,
-			   const char *prog, struct qfc_unpack_child *ret)
+			   const char *prog, bool progress, struct qfc_unpack_child *ret)
 {
 	int p[2];
 
@@ -327,7 +379,7 @@ int qfc_unpack_child_start(int stream_fd, int reply_fd, int dir_fd, const struct
 	}
 	if (pid == 0) {
 		close(p[0]);
-		child_main(stream_fd, reply_fd, dir_fd, p[1], l, prog);
+		child_main(stream_fd, reply_fd, dir_fd, p[1], l, prog, progress);
 	}
 	close(p[1]);
 	ret->pid = pid;

@@ -30,8 +30,9 @@ int qfc_sandbox_enter(int root_fd, const char **ret_step);
  * For a process started as root that unpacks into dir_fd: becomes the
  * directory's owner when that is not root (groups cleared, then gid, then
  * uid; getting root back must then fail); when the directory belongs to
- * root, stays uid 0 but drops every capability (bounding set included), so
- * that only the owner's permissions apply.  Not root: nothing to do.
+ * root, stays uid 0 but drops every capability, so that only the owner's
+ * permissions apply.  Either way the bounding set is emptied first.  Not
+ * root: nothing to do.
  * 0 or a negative errno with a message in err.
  */
 int qfc_drop_privileges_for(int dir_fd, char *err, size_t errlen);
@@ -41,7 +42,8 @@ int qfc_drop_privileges_for(int dir_fd, char *err, size_t errlen);
  * enters the sandbox, reads a stream from stream_fd and writes the reply
  * record (docs/filecopy.md) to reply_fd when that is not -1 (the remote
  * sender) and always to the result pipe, which the parent reads with
- * qfc_unpack_child_finish().  Its messages go to stderr prefixed with prog.
+ * qfc_unpack_child_finish().  Its messages go to stderr prefixed with prog;
+ * with progress, also entries, MiB and rate four times a second.
  */
 struct qfc_unpack_child {
 	pid_t pid;
@@ -54,7 +56,7 @@ struct qfc_unpack_child {
  * child must be the only reader and writer for end-of-stream to work).
  */
 int qfc_unpack_child_start(int stream_fd, int reply_fd, int dir_fd, const struct qfc_limits *l,
-			   const char *prog, struct qfc_unpack_child *ret);
+			   const char *prog, bool progress, struct qfc_unpack_child *ret);
 
 /*
  * Reads the child's reply record and waits for it.  Returns 0 when the

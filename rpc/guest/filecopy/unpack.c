@@ -62,6 +62,9 @@ struct unpacker {
 	uint64_t renames;    /* top-level entries stored under another name */
 	struct qfc_unpack_result *res;
 	struct sink sink;
+	qfc_unpack_progress_fn *progress; /* may be NULL */
+	void *progress_ud;
+	uint64_t received; /* stream bytes read */
 };
 
 static int fail(struct unpacker *u, int code, const char *fmt, ...)
@@ -95,6 +98,9 @@ static int fill(struct unpacker *u)
 		if (n == 0)
 			u->eof = true;
 		u->len += (size_t)n;
+		u->received += (uint64_t)n;
+		if (u->progress && n > 0)
+			u->progress(u->progress_ud, u->received, u->entries);
 		return 0;
 	}
 }
@@ -762,6 +768,13 @@ static int unpack_stream(struct unpacker *u)
 int qfc_unpack(int in_fd, int root_fd, const struct qfc_limits *limits, unsigned flags,
 	       FILE *log, struct qfc_unpack_result *res)
 {
+	return qfc_unpack_progress(in_fd, root_fd, limits, flags, log, res, NULL, NULL);
+}
+
+int qfc_unpack_progress(int in_fd, int root_fd, const struct qfc_limits *limits, unsigned flags,
+			FILE *log, struct qfc_unpack_result *res, qfc_unpack_progress_fn *progress,
+			void *progress_ud)
+{
 	memset(res, 0, sizeof(*res));
 	struct unpacker u = {
 		.in_fd = in_fd,
@@ -771,6 +784,8 @@ int qfc_unpack(int in_fd, int root_fd, const struct qfc_limits *limits, unsigned
 		.parent_fd = -1,
 		.have_openat2 = !(flags & QFC_UNPACK_NO_OPENAT2),
 		.res = res,
+		.progress = progress,
+		.progress_ud = progress_ud,
 	};
 	/* an O_TMPFILE is linked through /proc/self/fd (linkat AT_EMPTY_PATH
 	 * needs a capability on older kernels): without /proc, hidden names */

@@ -31,4 +31,13 @@ enum {
 int qfc_unpack(int in_fd, int root_fd, const struct qfc_limits *limits, unsigned flags,
 	       FILE *log, struct qfc_unpack_result *res);
 
+/* Called after every read of the stream: bytes read so far, entries stored
+ * so far.  It runs inside the unpacker (in the receiver's sandbox). */
+typedef void qfc_unpack_progress_fn(void *userdata, uint64_t stream_bytes, uint64_t entries);
+
+/* qfc_unpack() with a progress callback (may be NULL). */
+int qfc_unpack_progress(int in_fd, int root_fd, const struct qfc_limits *limits, unsigned flags,
+			FILE *log, struct qfc_unpack_result *res, qfc_unpack_progress_fn *progress,
+			void *progress_ud);
+
 #endif
