@@ -235,6 +235,36 @@ int qfc_drop_privileges_for(int dir_fd, char *err, size_t errlen)
 	return 0;
 }
 
+int qfc_read_small_file(const char *path, char **ret_text, size_t *ret_len)
+{
+	enum { CAP = 1 << 20 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	char *text = malloc(CAP + 1);
+	size_t len = 0;
+	int r = text ? 0 : -ENOMEM;
+	while (r == 0) {
+		ssize_t n = read(fd, text + len, CAP + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = -errno;
+		else if (n == 0)
+			break;
+		else if ((len += (size_t)n) > CAP)
+			r = -EFBIG;
+	}
+	close(fd);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	*ret_text = text;
+	*ret_len = len;
+	return 0;
+}
+
 /* Closes every descriptor from 3 up but the ones in keep (n of them). */
 static void close_all_but(const int *keep, size_t n)
 {

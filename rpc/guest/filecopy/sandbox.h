@@ -37,6 +37,11 @@ int qfc_sandbox_enter(int root_fd, const char **ret_step);
  */
 int qfc_drop_privileges_for(int dir_fd, char *err, size_t errlen);
 
+/* Reads a whole settings file of at most 1 MiB into a malloc()ed buffer
+ * (not NUL-terminated).  0, or a negative errno (-ENOENT: no such file,
+ * -EFBIG: over 1 MiB). */
+int qfc_read_small_file(const char *path, char **ret_text, size_t *ret_len);
+
 /*
  * An unpacker in a child process: it drops privileges for dir_fd (above),
  * enters the sandbox, reads a stream from stream_fd and writes the reply
