@@ -252,7 +252,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qubed: cannot start its worker thread: %s\n", strerror(-r));
 		return 1;
 	}
-	qd_worker_set_conn(qd.conn);
+	qd_worker_set_conn(qd.conn, qd.cfg.libvirt_uri);
 	qd_log("accelerator %s (%s), vsock %s (%s)", qvmm_accel_to_string(qd.accel), qd.accel_reason,
 	       qvmm_vsock_to_string(qd.vsock), qd.vsock_reason);
 	if (qd.conn) {

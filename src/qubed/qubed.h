@@ -204,7 +204,7 @@ int qd_vm_kill_async(struct qd *qd, const char *name, struct qerr *err);
 void qd_vm_destroyed(struct qd *qd, const char *name, int r, const char *msg);
 /* worker.c: one thread that destroys domains (libvirt only) */
 int qd_worker_init(struct qd *qd);
-void qd_worker_set_conn(struct qvmm_conn *c);
+void qd_worker_set_conn(struct qvmm_conn *c, const char *uri);
 int qd_worker_destroy(const char *name);
 void qd_worker_drain(void);
 /* files of a qube: create its private volume (at create), remove everything (at remove) */

@@ -1070,7 +1070,7 @@ void qd_vm_reconnect(struct qd *qd)
 		return;
 	}
 	qd_log("connected to libvirt (%s)", qd->cfg.libvirt_uri);
-	qd_worker_set_conn(qd->conn);
+	qd_worker_set_conn(qd->conn, qd->cfg.libvirt_uri);
 	extern void qd_on_libvirt_event(struct qd * qd, struct qd_watch * w, uint32_t events);
 	qd_watch_add(qd, &qd->event_watch, qvmm_event_fd(qd->conn), 0x001 /* EPOLLIN */, qd_on_libvirt_event, NULL);
 	qd_vm_adopt_all(qd);

@@ -40,6 +40,12 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct job *head, *tail;
 static bool busy;
 static struct qvmm_conn *conn; /* under lock; set by the loop */
+/* The worker's own libvirt connection: on the loop's connection a
+ * virDomainDestroy held up every other call (a resume of the next
+ * disposable waited 1.6-2 s for it).  Made on first use, from the URI the
+ * loop connected to; the shared one is the fallback. */
+static char *own_uri;
+static struct qvmm_conn *own;
 static int pipe_fds[2] = { -1, -1 };
 static struct qd_watch result_watch;
 
@@ -68,6 +74,18 @@ static void *worker_main(void *arg)
 		snprintf(res.name, sizeof(res.name), "%s", j->name);
 		free(j);
 		qvmm_domain_name(res.name, dn);
+		if (own && !qvmm_conn_alive(own)) {
+			qvmm_conn_free(own);
+			own = NULL;
+		}
+		if (!own && own_uri) {
+			char e[256];
+
+			if (qvmm_connect(own_uri, &own, e, sizeof(e)) < 0)
+				own = NULL;
+		}
+		if (own)
+			c = own;
 		res.r = c ? qvmm_domain_destroy(c, dn, res.msg, sizeof(res.msg)) : -ENOTCONN;
 		if (!c)
 			snprintf(res.msg, sizeof(res.msg), "not connected to libvirt");
@@ -110,10 +128,12 @@ int qd_worker_init(struct qd *qd)
 	return qd_watch_add(qd, &result_watch, pipe_fds[0], EPOLLIN, on_results, NULL);
 }
 
-void qd_worker_set_conn(struct qvmm_conn *c)
+void qd_worker_set_conn(struct qvmm_conn *c, const char *uri)
 {
 	pthread_mutex_lock(&lock);
 	conn = c;
+	if (!own_uri && uri)
+		own_uri = strdup(uri);
 	pthread_mutex_unlock(&lock);
 }
 
