@@ -364,6 +364,35 @@ if [ -n "$builddir" ]; then
   else
     say "qube-exec not built in $builddir/rpc/guest; the image has no qube.Exec"
   fi
+  # file copy (docs/filecopy.md): the sender once, its four other names as
+  # links (it goes by the name it is called with); the receiver as the
+  # service qube.Filecopy; qube-open-in-dvm, also the service qube.OpenInVM.
+  # They receive as the user "user", whose home init keeps on /rw.
+  fc=$builddir/rpc/guest/filecopy
+  if [ -x "$fc/qube-filecopy-send" ] && [ -x "$fc/qube-filecopy-receive" ]; then
+    add_file "$fc/qube-filecopy-send" /usr/bin/qube-filecopy-send
+    for n in qube-copy qube-move qube-copy-to qube-move-to; do
+      ln -s qube-filecopy-send "$stage/usr/bin/$n"
+    done
+    add_file "$fc/qube-filecopy-receive" /usr/bin/qube-filecopy-receive
+    mkdir -p "$stage/etc/qube/rpc"
+    ln -s /usr/bin/qube-filecopy-receive "$stage/etc/qube/rpc/qube.Filecopy"
+  else
+    say "qube-filecopy-send/-receive not built in $fc; the image has no qube.Filecopy"
+  fi
+  if [ -x "$builddir/rpc/guest/openinvm/qube-open-in-dvm" ]; then
+    add_file "$builddir/rpc/guest/openinvm/qube-open-in-dvm" /usr/bin/qube-open-in-dvm
+    mkdir -p "$stage/etc/qube/rpc"
+    ln -s /usr/bin/qube-open-in-dvm "$stage/etc/qube/rpc/qube.OpenInVM"
+  else
+    say "qube-open-in-dvm not built in $builddir/rpc/guest/openinvm; the image has no qube.OpenInVM"
+  fi
+  # without their debug information (155 KB less, gzipped)
+  if command -v strip >/dev/null; then
+    for f in /usr/bin/qube-filecopy-send /usr/bin/qube-filecopy-receive /usr/bin/qube-open-in-dvm; do
+      [ ! -f "$stage$f" ] || strip --strip-debug "$stage$f"
+    done
+  fi
 fi
 for a in "${adds[@]}"; do
   case $a in

@@ -32,7 +32,8 @@ build=$(cd "$build" && pwd)
 [ -n "$out" ] || out=$build/images/minimal
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-for b in qube-agent qube-call qube-exec; do
+for b in qube-agent qube-call qube-exec filecopy/qube-filecopy-send filecopy/qube-filecopy-receive \
+         openinvm/qube-open-in-dvm; do
   [ -x "$build/rpc/guest/$b" ] && inputs+=("$build/rpc/guest/$b")
 done
 
