@@ -16,6 +16,11 @@
  * at random moments (0-20 ms apart), each with presentation feedback,
  * printing "PRESENT ns=<presented - commit>" or "DISCARDED", then
  * "LATENCY-DONE".
+ * --key-redraw (benchmark): each key press makes the first window commit
+ * a new buffer with presentation feedback, printing "KEY-SHOWN ns=<the
+ * presentation time, the compositor's clock>" or "KEY-DISCARDED": key to
+ * screen measured on the compositor's clock alone, also from a guest whose
+ * clock is not the host's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,6 +87,8 @@ static struct {
 	bool copy_set;
 	const char *orphan_deco;
 	int latency_commits;
+	bool key_redraw;
+	unsigned key_redraws;
 
 	struct window *win;
 	struct wl_data_offer *offer;
@@ -311,6 +318,8 @@ static void kb_enter(void *d, struct wl_keyboard *k, uint32_t serial, struct wl_
 	set_copy(serial);
 }
 static void kb_leave(void *d, struct wl_keyboard *k, uint32_t serial, struct wl_surface *s) {}
+static void key_redraw(void);
+
 static void kb_key(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t t, uint32_t key,
 		   uint32_t state)
 {
@@ -319,6 +328,8 @@ static void kb_key(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t t, 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	printf("KEY %u %u t=%lld\n", key, state, (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
 	fflush(stdout);
+	if (g.key_redraw && state == WL_KEYBOARD_KEY_STATE_PRESSED)
+		key_redraw();
 }
 static void kb_mods(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t a, uint32_t b,
 		    uint32_t c, uint32_t e) {}
@@ -384,6 +395,46 @@ static const struct wp_presentation_feedback_listener fb_listener = {
 	.presented = fb_presented,
 	.discarded = fb_discarded,
 };
+
+static void key_fb_presented(void *d, struct wp_presentation_feedback *f, uint32_t sec_hi,
+			     uint32_t sec_lo, uint32_t nsec, uint32_t refresh, uint32_t seq_hi,
+			     uint32_t seq_lo, uint32_t flags)
+{
+	printf("KEY-SHOWN ns=%llu\n", (unsigned long long)((((uint64_t)sec_hi << 32) | sec_lo) * 1000000000ULL + nsec));
+	fflush(stdout);
+	wp_presentation_feedback_destroy(f);
+}
+static void key_fb_discarded(void *d, struct wp_presentation_feedback *f)
+{
+	printf("KEY-DISCARDED\n");
+	fflush(stdout);
+	wp_presentation_feedback_destroy(f);
+}
+static const struct wp_presentation_feedback_listener key_fb_listener = {
+	.sync_output = fb_sync_output,
+	.presented = key_fb_presented,
+	.discarded = key_fb_discarded,
+};
+
+/* --key-redraw: a new buffer for the key press, with presentation feedback */
+static void key_redraw(void)
+{
+	struct window *win = g.win;
+	struct wl_buffer *buf;
+
+	if (!win || !win->drawn || !g.presentation)
+		return;
+	g.key_redraws++;
+	if (shm_buffer(win->w, win->h, win->color ^ (g.key_redraws & 1 ? 0x010101u : 0), &buf) < 0)
+		exit(1);
+	wl_buffer_add_listener(buf, &buffer_listener, NULL);
+	wl_surface_attach(win->surface, buf, 0, 0);
+	wl_surface_damage(win->surface, 0, 0, INT32_MAX, INT32_MAX);
+	struct wp_presentation_feedback *fb = wp_presentation_feedback(g.presentation, win->surface);
+	wp_presentation_feedback_add_listener(fb, &key_fb_listener, NULL);
+	wl_surface_commit(win->surface);
+	wl_display_flush(g.display);
+}
 
 static void dispatch_for(int ms)
 {
@@ -629,6 +680,7 @@ int main(int argc, char **argv)
 		{ "animate", no_argument, NULL, 'A' },
 		{ "orphan-decoration", required_argument, NULL, 'O' },
 		{ "latency-commits", required_argument, NULL, 'N' },
+		{ "key-redraw", no_argument, NULL, 'K' },
 		{ 0 },
 	};
 	g.color = 0xff808080u;
@@ -679,6 +731,7 @@ int main(int argc, char **argv)
 		case 'p': g.paste = true; break;
 		case 'A': g.animate = true; break;
 		case 'N': g.latency_commits = atoi(optarg); break;
+		case 'K': g.key_redraw = true; break;
 		case 'O':
 			if (strcmp(optarg, "exit") != 0 && strcmp(optarg, "destroy") != 0)
 				return 2;

@@ -469,6 +469,9 @@ void qd_gui_vm_stop(struct qd *qd, struct qd_vm *vm)
 {
 	char pidfile[600];
 
+	/* at start-up, qubes found halted are stopped before the first tick */
+	if (gui_mode == GUI_UNKNOWN)
+		gui_decide(qd);
 	if (gui_mode != GUI_ON) {
 		memset(&vm->gui, 0, sizeof(vm->gui));
 		return;
