@@ -4,7 +4,9 @@
 # Imports the minimal image as a template, creates "work" (blue) and
 # "untrusted" (red) AppVMs, starts both (QEMU through libvirt; TCG where
 # KVM is unusable), lets each make one call to the other at boot (one the
-# policy allows, one it denies), shows `qubectl ls`, and shuts them down.
+# policy allows, one it denies), copies a file from work to untrusted
+# (qube.Filecopy; the way back is denied), shows `qubectl ls`, and shuts
+# them down.
 # Everything lives in a scratch directory; libvirtd and virtlogd are started
 # when they are not running and stopped again at the end.
 set -euo pipefail
@@ -98,6 +100,16 @@ qubectl run -p untrusted -- sh -c 'echo give me your secrets | qube-call work de
 rc=${PIPESTATUS[0]}
 set -e
 echo "    exit status $rc (126: refused by the policy; work never saw the call)"
+show "qubectl run -p -u user work -- sh -c 'echo quarterly numbers > report.txt && qube-copy-to untrusted report.txt'"
+qubectl run -p -u user work -- sh -c 'echo quarterly numbers > report.txt && qube-copy-to untrusted report.txt' 2>&1 | sed 's/^/    /'
+show "qubectl run -p -u user untrusted -- cat QubesIncoming/work/report.txt   # the receiver names the source"
+qubectl run -p -u user untrusted -- cat QubesIncoming/work/report.txt 2>&1 | sed 's/^/    /'
+show "qubectl run -p -u user untrusted -- qube-copy-to work QubesIncoming/work/report.txt   # and back?"
+set +e
+qubectl run -p -u user untrusted -- qube-copy-to work QubesIncoming/work/report.txt 2>&1 | sed 's/^/    /'
+rc=${PIPESTATUS[0]}
+set -e
+echo "    exit status $rc (126: refused by the policy; nothing reached work)"
 echo "    the broker's decisions (the source is the qube's vsock transport, never what the guest says):"
 grep ' call id=.* decision=' "$T/log/broker.log" | grep -v 'service=qube.Exec' |
   sed -E 's/^[^ ]+ qube-broker: //; s/ rule=[^ ]+//; s/ reason=.*//; s/^/      /'
