@@ -81,6 +81,10 @@ struct qvmm_domain_spec {
 	uint32_t cid;           /* VHOST: libvirt <vsock> address */
 	const char *vhost_user_socket; /* USER: qube-vsockd's --socket */
 	const char *console_log; /* serial console to this file; NULL: no log file */
+	/* the qubed instance the domain belongs to (a uuid, <qube:owner>);
+	 * NULL: none.  Lets several qubed on one libvirtd leave each other's
+	 * domains alone. */
+	const char *owner;
 };
 
 /* "qube-" + qube; -EINVAL when qube is not a valid qube name */
@@ -91,6 +95,8 @@ bool qvmm_qube_name_is_valid(const char *qube);
 int qvmm_domain_xml(const struct qvmm_domain_spec *s, char **ret_xml, char *err, size_t errlen);
 /* parse back our metadata (for adoption); -ENOENT when the XML has none */
 int qvmm_domain_xml_metadata(const char *xml, char ret_qube[32], char ret_uuid[37]);
+/* the <qube:owner> of our metadata: 0, or -ENOENT when there is none */
+int qvmm_domain_xml_owner(const char *xml, char ret_owner[37]);
 
 /* --- volumes (qemu-img, argv, never a shell) ---------------------------- */
 
@@ -159,6 +165,7 @@ struct qvmm_owned {
 	char qube[32];
 	char uuid[37];
 	pid_t pid; /* QEMU's pid, 0 when libvirt does not tell */
+	char owner[37]; /* "" when the domain names no owner */
 	enum qvmm_state state;
 };
 /* every running domain whose metadata is ours; *ret is free()d by the caller */

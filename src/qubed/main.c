@@ -209,6 +209,12 @@ int main(int argc, char **argv)
 	qd_mkdir_p(path, 0755);
 	qd_path(path, sizeof(path), "%s/qubes", qd.cfg.state_dir);
 	qd_mkdir_p(path, 0711);
+	r = qd_instance_id(qd.cfg.state_dir, qd.instance);
+	if (r < 0) {
+		fprintf(stderr, "qubed: %s/instance-id: %s\n", qd.cfg.state_dir,
+			r == -EINVAL ? "not a uuid (remove it to make a new one)" : strerror(-r));
+		return 1;
+	}
 	qd_path(path, sizeof(path), "%s/qubes.db", qd.cfg.state_dir);
 	if (qdb_open(path, &qd.db, &qe) < 0) {
 		fprintf(stderr, "qubed: %s: %s\n", path, qe.msg);

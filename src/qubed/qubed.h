@@ -151,6 +151,7 @@ struct qd {
 	/* admin.Events subscribers */
 	struct qd_call *subscribers;
 	bool sysinfo_dirty;
+	char instance[37]; /* STATE/instance-id: the owner of our domains */
 	/* preloaded disposables: no refill before this (a take pushes it) */
 	struct timespec preload_hold;
 	struct timespec preload_next_check;
@@ -176,6 +177,8 @@ int qd_path(char *buf, size_t len, const char *fmt, ...) __attribute__((format(p
 int qd_mkdir_p(const char *path, mode_t mode);
 int qd_rm_rf(const char *path);
 int qd_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* STATE/instance-id, made on first use (a random uuid) */
+int qd_instance_id(const char *state_dir, char ret[37]);
 
 /* ---- images (image.c) ---- */
 /* converts an imported image (raw or qcow2 without backing or data files)

@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sys/random.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -216,4 +217,52 @@ int qd_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 	if (r < 0)
 		unlink(tmp);
 	return r;
+}
+
+/* STATE/instance-id: this qubed's own uuid, made at its first start.  Its
+ * domains carry it (<qube:owner>) so that another qubed on the same
+ * libvirtd (a second state directory, a test) never adopts or destroys
+ * them, nor this one theirs. */
+int qd_instance_id(const char *state_dir, char ret[37])
+{
+	char path[4096], buf[64];
+	unsigned char b[16];
+	FILE *f;
+	int n;
+
+	if (qd_path(path, sizeof(path), "%s/instance-id", state_dir) < 0)
+		return -ENAMETOOLONG;
+	f = fopen(path, "re");
+	if (f) {
+		bool ok = fgets(buf, sizeof(buf), f) != NULL;
+		fclose(f);
+		buf[strcspn(buf, "\n")] = '\0';
+		if (ok && strlen(buf) == 36 && strspn(buf, "0123456789abcdef-") == 36) {
+			memcpy(ret, buf, 37);
+			return 0;
+		}
+		return -EINVAL;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	for (size_t got = 0; got < sizeof(b);) {
+		ssize_t k = getrandom(b + got, sizeof(b) - got, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		got += (size_t)k;
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	n = snprintf(buf, sizeof(buf),
+		     "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\n",
+		     b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		     b[13], b[14], b[15]);
+	int r = qd_write_atomic(path, buf, (size_t)n, 0644);
+	if (r < 0)
+		return r;
+	memcpy(ret, buf, 36);
+	ret[36] = '\0';
+	return 0;
 }

@@ -413,6 +413,7 @@ static int do_start(struct qd *qd, struct qd_vm *vm, struct qerr *err)
 		.cid = vm->cid,
 		.vhost_user_socket = vu_sock,
 		.console_log = console,
+		.owner = qd->instance,
 	};
 	r = qvmm_domain_xml(&spec, &xml, msg, sizeof(msg));
 	if (r < 0) {
@@ -974,6 +975,8 @@ int qd_vm_adopt_all(struct qd *qd)
 		struct qd_vm *vm;
 		char dn[QVMM_DOMAIN_NAME_MAX], msg[256], *uuid;
 
+		if (owned[i].owner[0] && strcmp(owned[i].owner, qd->instance) != 0)
+			continue; /* another qubed's (its own state directory) */
 		if (!qdb_qube_exists(qd->db, owned[i].qube)) {
 			qd_log("domain %s is one of ours but qube %s is not in the database: destroying it",
 			       owned[i].domain, owned[i].qube);

@@ -27,7 +27,7 @@ static void silent(void *ctx, const char *msg, ...)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char q[32], u[37];
+	char q[32], u[37], o[37];
 	char *s;
 
 	xmlSetGenericErrorFunc(NULL, silent);
@@ -48,17 +48,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			.memory_mib = 256, .vcpus = 1, .accel = QVMM_ACCEL_TCG,
 			.kernel = "/k", .cmdline = s + 1, .disks = &disk, .n_disks = 1,
 			.vsock = QVMM_VSOCK_USER, .vhost_user_socket = "/run/vu.sock",
+			.owner = "11111111-2222-4333-8444-555555555555",
 		};
 		char *xml = NULL;
 		if (qvmm_domain_xml(&spec, &xml, NULL, 0) == 0) {
 			if (qvmm_domain_xml_metadata(xml, q, u) != 0 || strcmp(q, "fz") != 0 ||
 			    strcmp(u, spec.uuid) != 0)
 				abort();
+			if (qvmm_domain_xml_owner(xml, o) != 0 || strcmp(o, spec.owner) != 0)
+				abort();
 			free(xml);
 		}
 	} else {
 		int r = qvmm_domain_xml_metadata(s, q, u);
 		if (r == 0 && (!qvmm_qube_name_is_valid(q) || strlen(u) != 36))
+			abort();
+		if (r != 0 && r != -ENOENT && r != -EINVAL && r != -E2BIG)
+			abort();
+		r = qvmm_domain_xml_owner(s, o);
+		if (r == 0 && strlen(o) != 36)
 			abort();
 		if (r != 0 && r != -ENOENT && r != -EINVAL && r != -E2BIG)
 			abort();

@@ -513,6 +513,8 @@ int qvmm_domain_list_ours(struct qvmm_conn *c, struct qvmm_owned **ret, size_t *
 		if (!xml)
 			continue; /* gone meanwhile */
 		r = qvmm_domain_xml_metadata(xml, o.qube, o.uuid);
+		if (r == 0 && qvmm_domain_xml_owner(xml, o.owner) < 0)
+			o.owner[0] = '\0';
 		free(xml);
 		if (r < 0)
 			continue; /* not ours */

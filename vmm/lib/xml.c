@@ -248,6 +248,8 @@ static int spec_check(const struct qvmm_domain_spec *s, char *err, size_t errlen
 		return qvmm_err(err, errlen, -EINVAL, "qube_name: not a valid qube name");
 	if (qvmm_domain_name(s->qube_name, want) < 0 || !s->name || strcmp(s->name, want) != 0)
 		return qvmm_err(err, errlen, -EINVAL, "name: must be '%s' (qvmm_domain_name)", want);
+	if (s->owner && !uuid_is_valid(s->owner))
+		return qvmm_err(err, errlen, -EINVAL, "owner: not a UUID (8-4-4-4-12 hex digits)");
 	if (!uuid_is_valid(s->uuid))
 		return qvmm_err(err, errlen, -EINVAL, "uuid: not a UUID (8-4-4-4-12 hex digits)");
 	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
@@ -345,6 +347,9 @@ int qvmm_domain_xml(const struct qvmm_domain_spec *s, char **ret_xml, char *err,
 				      BAD_CAST s->label));
 	W(xmlTextWriterWriteElementNS(w, BAD_CAST QVMM_XML_NS_PREFIX, BAD_CAST "class", NULL,
 				      BAD_CAST s->qube_class));
+	if (s->owner)
+		W(xmlTextWriterWriteElementNS(w, BAD_CAST QVMM_XML_NS_PREFIX, BAD_CAST "owner", NULL,
+					      BAD_CAST s->owner));
 	W(end(w));
 	W(end(w));
 
@@ -476,6 +481,60 @@ static xmlNodePtr child_ns(xmlNodePtr parent, const char *name, const char *ns)
 			return n;
 	}
 	return NULL;
+}
+
+/* the <qube:qube> element of a domain XML libvirt gave us: the document
+ * (free it) and the element, or -ENOENT / -EINVAL */
+static int our_metadata(const char *xml, xmlDocPtr *ret_doc, xmlNodePtr *ret_q)
+{
+	xmlDocPtr doc;
+	xmlNodePtr root, q;
+	size_t len;
+
+	if (!xml)
+		return -EINVAL;
+	len = strlen(xml);
+	if (len > (1u << 24))
+		return -E2BIG;
+	doc = xmlReadMemory(xml, (int)len, "domain.xml", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (!doc)
+		return -EINVAL;
+	root = xmlDocGetRootElement(doc);
+	if (doc->intSubset || doc->extSubset || !root ||
+	    strcmp((const char *)root->name, "domain") != 0 || root->ns) {
+		xmlFreeDoc(doc);
+		return -EINVAL;
+	}
+	q = child_ns(child_ns(root, "metadata", NULL), "qube", QVMM_XML_NS);
+	if (!q) {
+		xmlFreeDoc(doc);
+		return -ENOENT;
+	}
+	*ret_doc = doc;
+	*ret_q = q;
+	return 0;
+}
+
+int qvmm_domain_xml_owner(const char *xml, char ret_owner[37])
+{
+	xmlDocPtr doc;
+	xmlNodePtr q, on;
+	xmlChar *owner;
+	int r = our_metadata(xml, &doc, &q);
+
+	if (r < 0)
+		return r;
+	on = child_ns(q, "owner", QVMM_XML_NS);
+	owner = on ? xmlNodeGetContent(on) : NULL;
+	r = -ENOENT;
+	if (on)
+		r = owner && uuid_is_valid((const char *)owner) ? 0 : -EINVAL;
+	if (r == 0)
+		snprintf(ret_owner, 37, "%s", (const char *)owner);
+	xmlFree(owner);
+	xmlFreeDoc(doc);
+	return r;
 }
 
 int qvmm_domain_xml_metadata(const char *xml, char ret_qube[32], char ret_uuid[37])

@@ -572,6 +572,20 @@ static void test_names_metadata(void)
 		"<domain><metadata><q:qube xmlns:q='" QVMM_XML_NS "'><q:name>x</q:name>"
 		"</q:qube></metadata></domain>";
 	CHECK(qvmm_domain_xml_metadata(no_uuid, q, u) == -EINVAL, "no uuid");
+	/* the owner (which qubed's domain it is) */
+	char o[37] = "";
+	CHECK(qvmm_domain_xml_owner(other_prefix, o) == -ENOENT, "no owner: -ENOENT");
+	const char *owned =
+		"<domain><metadata><q:qube xmlns:q='" QVMM_XML_NS "'><q:name>x</q:name>"
+		"<q:uuid>0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9</q:uuid>"
+		"<q:owner>11111111-2222-4333-8444-555555555555</q:owner></q:qube></metadata></domain>";
+	CHECK(qvmm_domain_xml_owner(owned, o) == 0 &&
+		      strcmp(o, "11111111-2222-4333-8444-555555555555") == 0, "owner read back");
+	const char *bad_owner =
+		"<domain><metadata><q:qube xmlns:q='" QVMM_XML_NS "'><q:name>x</q:name>"
+		"<q:owner>../../etc</q:owner></q:qube></metadata></domain>";
+	CHECK(qvmm_domain_xml_owner(bad_owner, o) == -EINVAL, "an owner that is not a uuid");
+	CHECK(qvmm_domain_xml_owner(foreign, o) == -ENOENT, "foreign namespace: no owner");
 	/* an external entity is not fetched or expanded */
 	const char *xxe =
 		"<?xml version='1.0'?><!DOCTYPE domain [<!ENTITY e SYSTEM 'file:///etc/hostname'>]>"
