@@ -4,9 +4,10 @@
 #
 #   packaging/debian/build-debs.sh OUTDIR [--jobs N] [--check] [--cache DIR]
 #
-# The tree's files (tracked and untracked-but-not-ignored, as they are in the
-# work tree now; no build directories) are copied to a scratch directory with
-# this folder as debian/.  Build dependencies: debian/control (all of them are
+# The tree's files (packaging/copy-tree.sh: tracked and untracked-but-not-
+# ignored, as they are in the work tree now, or what .gitignore does not
+# exclude when there is no git work tree; no build directories) are copied
+# to a scratch directory with this folder as debian/.  Build dependencies: debian/control (all of them are
 # in scripts/install-deps.sh).  Tests are not run in the package build unless
 # --check (the meson test suite runs them); prints the .debs it wrote.
 # --cache DIR: keep the result in DIR/KEY, KEY the sha256 of the copied tree
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || die "usage: build-debs.sh OUTDIR [--jobs N] [--check] [--cache DIR]"
 case $jobs in ''|*[!0-9]*|0) die "--jobs '$jobs' is not a positive number" ;; esac
-for t in dpkg-buildpackage dh git tar; do
+for t in dpkg-buildpackage dh tar; do
   command -v "$t" >/dev/null || die "'$t' not found (scripts/install-deps.sh installs dpkg-dev, debhelper)"
 done
 mkdir -p "$out"
@@ -49,9 +50,7 @@ meson_version=$(sed -n "s/^  version: '\([^']*\)'.*/\1/p" "$top/meson.build" | h
   die "packaging/debian/changelog says $version, meson.build says $meson_version: add a changelog entry"
 src=$work/qube-$version
 mkdir "$src"
-(cd "$top" && git ls-files -z -co --exclude-standard) |
-  (cd "$top" && while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) |
-  (cd "$top" && tar --null -T - -cf -) | tar -C "$src" -xf -
+"$top/packaging/copy-tree.sh" "$top" "$src"
 rm -rf "$src/debian"
 cp -a "$here" "$src/debian"
 rm -f "$src/debian/build-debs.sh"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the source RPM of qube from this tree (the work tree's tracked and
-# untracked-but-not-ignored files, no build directories) with
-# packaging/fedora/qube.spec.  Works on Debian with its `rpm` package.
+# Builds the source RPM of qube from this tree (packaging/copy-tree.sh: the
+# work tree's tracked and untracked-but-not-ignored files, no build
+# directories) with packaging/fedora/qube.spec.  Works on Debian with its `rpm` package.
 #   packaging/fedora/build-srpm.sh OUTDIR     (prints the .src.rpm path)
 set -euo pipefail
 export LC_ALL=C
@@ -19,9 +19,7 @@ mkdir -p "$out"; out=$(cd "$out" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/qube-srpm.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/SOURCES" "$work/stage/qube-$version"
-(cd "$top" && git ls-files -z -co --exclude-standard) |
-  (cd "$top" && while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) |
-  (cd "$top" && tar --null -T - -cf -) | tar -C "$work/stage/qube-$version" -xf -
+"$top/packaging/copy-tree.sh" "$top" "$work/stage/qube-$version"
 tar -C "$work/stage" --sort=name --owner=0 --group=0 --numeric-owner \
   --mtime="@${SOURCE_DATE_EPOCH:-0}" -czf "$work/SOURCES/qube-$version.tar.gz" "qube-$version"
 rpmbuild --define "_topdir $work" --define "_sourcedir $work/SOURCES" \
