@@ -649,7 +649,8 @@ static void raw_tty(void)
 		return;
 	t = saved_tty;
 	cfmakeraw(&t);
-	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0)
+	/* TCSANOW: what was typed ahead goes to the program too */
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0)
 		tty_raw = true;
 }
 
@@ -848,10 +849,11 @@ enum keep_mode { KEEP_ASK, KEEP_YES, KEEP_NO };
 /*
  * Reads the result (after the file's reply record) while relaying the
  * terminal.  CHANGED: the returned stream goes to an unpacker into
- * ret_dir.  Returns 0 with *ret_res, or EXIT_FAILED (said why).
+ * tmpdir_fd (refused for a view-only open, which has none).  Returns 0
+ * with *ret_res, or EXIT_FAILED (said why).
  */
-static int read_result(struct call *c, bool terminal, struct qoiv_result *ret_res,
-		       const char *tmpdir, int tmpdir_fd, struct qfc_reply *ret_rep)
+static int read_result(struct call *c, bool terminal, bool view_only, struct qoiv_result *ret_res,
+		       int tmpdir_fd, struct qfc_reply *ret_rep)
 {
 	uint8_t h[QOIV_HEADER_SIZE], keys[4096];
 	size_t hlen = 0, klen = 0;
@@ -927,6 +929,12 @@ static int read_result(struct call *c, bool terminal, struct qoiv_result *ret_re
 			have_header = true;
 			if (res.status == QOIV_UNCHANGED)
 				break;
+			if (res.status == QOIV_CHANGED && (view_only || tmpdir_fd < 0)) {
+				restore_tty();
+				fprintf(stderr, "\r\n%s: the disposable sent a file back for a view-only "
+					"open: refused\n", prog);
+				goto fail;
+			}
 			if (res.status == QOIV_CHANGED) {
 				int p[2];
 				struct qfc_limits l;
@@ -988,7 +996,6 @@ static int read_result(struct call *c, bool terminal, struct qoiv_result *ret_re
 			return EXIT_FAILED;
 		}
 	}
-	(void)tmpdir;
 	*ret_res = res;
 	return 0;
 fail:
@@ -1129,7 +1136,7 @@ static int client_main(int argc, char **argv)
 	}
 	struct qoiv_result res = { 0 };
 	struct qfc_reply back = { 0 };
-	code = read_result(&c, terminal, &res, tmpdir, tmpdir_fd, &back);
+	code = read_result(&c, terminal, view_only, &res, tmpdir_fd, &back);
 	int cc = finish_call(&c);
 	if (code != 0)
 		goto out_tmp;

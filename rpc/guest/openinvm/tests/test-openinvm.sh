@@ -172,8 +172,9 @@ import fcntl, os, pty, select, struct, sys, termios, time
 prog, path = sys.argv[1:3]
 pid, fd = pty.fork()
 if pid == 0:
+    # the size before the program starts (it reads it once, at its start)
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     os.execv(prog, [prog, "--keep", path])
-fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
 screen = b""
 def until(text, t=60):
     global screen
@@ -214,6 +215,10 @@ done
 check "the hostile message's control bytes are not printed" \
 	bash -c "grep -q 'could not open the file: ' '$T/err' && ! grep -q \$'\\x1b' '$T/err'"
 echo "ok" > "$T/evil-case"
+RC=0
+"$QOIV_PROG" --view-only "$T/src/note.txt" </dev/null >"$T/out" 2>"$T/err" || RC=$?
+check "hostile disposable: a file sent back for a view-only open is refused, the file untouched ($RC)" \
+	bash -c "[ $RC = 1 ] && grep -q 'view-only open: refused' '$T/err' && [ \$(wc -l < '$T/src/note.txt') = 2 ]"
 RC=0
 "$QOIV_PROG" --keep "$T/src/note.txt" </dev/null >"$T/out" 2>"$T/err" || RC=$?
 check "the same fake disposable with a valid answer is kept (the refusals above are the checks') ($RC)" \
