@@ -25,22 +25,6 @@ for b in rpc/guest/filecopy/qube-filecopy-send rpc/guest/filecopy/qube-filecopy-
 done
 img=$(qd_image)
 kernel=$img/vmlinux; [ -f "$kernel" ] || kernel=$img/vmlinuz
-# A qubed destroys the domains of its kind it does not know: with another
-# qubed (another test run) on this libvirtd, one of the two would lose its
-# qubes.  Wait until none runs (30 min at most), as the template test does.
-busy() {
-  local p d
-  p=$(pgrep -x qubed | tr '\n' ' ')
-  d=$(virsh -q -c qemu:///system list --name 2>/dev/null | grep '^qube-' | tr '\n' ' ')
-  [ -n "$p$d" ] && echo "qubed pids: ${p:-none}; domains: ${d:-none}"
-}
-waited=0
-while why=$(busy); do
-  [ "$waited" -lt 1800 ] || skip "another qubed or its qubes still use this libvirtd after 30 min ($why)"
-  [ "$waited" -gt 0 ] || say "# waiting: another qubed or its qubes use this libvirtd ($why)"
-  sleep 5; waited=$((waited + 5))
-done
-[ "$waited" = 0 ] || say "# waited $waited s for the other qubed to end"
 t_start=$(date +%s)
 
 TPL=$(uniq_name tpl) WORK=$(uniq_name work) PERS=$(uniq_name pers)
