@@ -19,8 +19,12 @@
  * --key-redraw (benchmark): each key press makes the first window commit
  * a new buffer with presentation feedback, printing "KEY-SHOWN ns=<the
  * presentation time, the compositor's clock>" or "KEY-DISCARDED": key to
- * screen measured on the compositor's clock alone, also from a guest whose
- * clock is not the host's.
+ * screen measured on the compositor's clock.  Through waypipe the time
+ * arrives converted to this machine's clock by way of CLOCK_REALTIME
+ * (waypipe adds REALTIME - MONOTONIC on the compositor's side and
+ * subtracts it here), so with --key-redraw the client also prints, after
+ * READY, "CLOCK-DELTA ns=<REALTIME - MONOTONIC>", measured as waypipe
+ * does, for the benchmark to undo the conversion.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -797,6 +801,16 @@ int main(int argc, char **argv)
 	if (wl_display_roundtrip(g.display) < 0 || wl_display_roundtrip(g.display) < 0)
 		display_error_exit();
 	printf("READY\n");
+	if (g.key_redraw) {
+		/* as waypipe estimates it: the midpoint of two MONOTONIC reads */
+		struct timespec m0, r, m1;
+		clock_gettime(CLOCK_MONOTONIC, &m0);
+		clock_gettime(CLOCK_REALTIME, &r);
+		clock_gettime(CLOCK_MONOTONIC, &m1);
+		int64_t mono = ((int64_t)m0.tv_sec * 1000000000LL + m0.tv_nsec +
+				(int64_t)m1.tv_sec * 1000000000LL + m1.tv_nsec) / 2;
+		printf("CLOCK-DELTA ns=%lld\n", (long long)((int64_t)r.tv_sec * 1000000000LL + r.tv_nsec - mono));
+	}
 	fflush(stdout);
 	if (g.latency_commits > 0)
 		latency_commits(&g.win[0], g.latency_commits);
