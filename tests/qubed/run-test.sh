@@ -208,10 +208,15 @@ victim=$(qd_call admin.vm.List | sed -n 's/^\(disp[0-9]*\) class=DispVM state=Pa
 virsh -q -c qemu:///system destroy "qube-$victim" >/dev/null
 check "a preload killed from outside ($victim) is gone" bash -c "for i in \$(seq 100); do python3 '$QD_LIB_DIR/qubesd-call.py' '$QD_SOCK' admin.vm.List | grep -q '^$victim ' || exit 0; sleep 0.1; done; exit 1"
 check "... and replaced" wait_paused 2
+# the restarted qubed gets a memory budget for preloads: two fit (400 MiB each), three do not
+echo "preload_memory = 1000M" >> "$T/qubed.conf"
 kill -9 "$qd_pid"; wait "$qd_pid" 2>/dev/null || true; qd_pid=
 qd_start
 check "after a qubed restart both preloads are adopted" bash -c "[ \$(grep -c 'adopted preloaded disposable' '$T/qubed.log') -ge 2 ]"
 check "... and still serve a request" bash -c "'$QD_QUBECTL' --socket '$QD_SOCK' run -p --dispvm -- true </dev/null"
+check "preload_dispvm=3 over the memory budget" qctl prefs "$DVM" preload_dispvm 3
+check "... qubed says why it keeps only two" bash -c "for i in \$(seq 50); do grep -q 'cannot keep 3 preloaded disposables of $DVM (2 kept): memory budget preload_memory=1000 MiB' '$T/qubed.log' && exit 0; sleep 0.2; done; exit 1"
+check "... and two stay paused, none boots" wait_paused 2
 check "preload_dispvm=0" qctl prefs "$DVM" preload_dispvm 0
 check "no preload left once the pool is not wanted" wait_no_disposables
 
