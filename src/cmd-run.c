@@ -151,18 +151,19 @@ static bool is_dispvm_template(const char *tpl)
 
 int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 {
-	enum { O_USER = 1, O_NOAUTO, O_PASSIO, O_SERVICE, O_SHELL, O_CALLDIR };
+	enum { O_USER = 1, O_NOAUTO, O_PASSIO, O_SERVICE, O_SHELL, O_CALLDIR, O_GUI };
 	static const struct qc_opt opts[] = {
 		{ "--user", 'u', true, O_USER },
 		{ "--no-autostart", 'n', false, O_NOAUTO },
 		{ "--pass-io", 'p', false, O_PASSIO },
 		{ "--service", 's', true, O_SERVICE },
 		{ "--shell", 0, false, O_SHELL },
+		{ "--gui", 'g', false, O_GUI },
 		{ "--call-dir", 0, true, O_CALLDIR },
 		{ 0 },
 	};
 	const char *user = NULL, *service_spec = NULL, *dispvm = NULL, *opt_dir = NULL;
-	bool autostart = true, pass_io = false, shell = false, use_dispvm = false;
+	bool autostart = true, pass_io = false, shell = false, use_dispvm = false, gui = false;
 	const char *pos[2] = { NULL, NULL };
 	int npos = 0, first_cmd = -1;
 	char target[QRPC_MAX_TARGET + 1];
@@ -210,6 +211,7 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 		case O_PASSIO: pass_io = true; break;
 		case O_SERVICE: service_spec = v; break;
 		case O_SHELL: shell = true; break;
+		case O_GUI: gui = true; break;
 		case O_CALLDIR: opt_dir = v; break;
 		case QC_ARG_POSITIONAL:
 			if (npos >= 2)
@@ -245,8 +247,8 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 	} else {
 		snprintf(target, sizeof(target), "@dispvm");
 	}
-	if ((service_spec != NULL) + shell > 1)
-		return qc_usage_error(cmd, "--service and --shell exclude each other");
+	if ((service_spec != NULL) + shell + gui > 1)
+		return qc_usage_error(cmd, "--service, --shell and --gui exclude each other");
 	if (service_spec || shell) {
 		if (cmdv)
 			return qc_usage_error(cmd, "no command after '--' with %s",
@@ -287,7 +289,9 @@ int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv)
 					      QEXEC_BODY_MAX, QEXEC_ARGC_MAX);
 		if (r < 0)
 			return QC_EXIT_FAILURE;
-		snprintf(service, sizeof(service), "qube.Exec");
+		/* --gui: the same request to qube.StartApp, which runs the
+		 * program under waypipe: its windows reach the compositor */
+		snprintf(service, sizeof(service), "%s", gui ? "qube.StartApp" : "qube.Exec");
 		argument[0] = '\0';
 	}
 	if (qc_host_call_dir(opt_dir, dir, sizeof(dir)) < 0) {

@@ -215,8 +215,11 @@ check "the guest's window arrives, in qube $GUI, purple, title [$GUI] $TITLE" \
   wait_until 120 bash -c "'$PYTHON' '$CTLPY' '$CTL' WINDOWS | grep -q 'qube=$GUI label=purple .*title=\[$GUI\] $TITLE\$'"
 t1=$(date +%s.%N)
 say "  qubectl run --service qube.StartApp to the window on the compositor: $(echo "$t1 - $t0" | bc) s"
-startapp shm weston-simple-shm
-check "a second app (weston-simple-shm): a second connection, framed too" \
+# the second one through qubectl run --gui (the same request, made by qubectl)
+"$QD_QUBECTL" --socket "$QD_SOCK" run --gui --no-autostart "$GUI" -- weston-simple-shm \
+  >"$T/app-shm.out" 2>"$T/app-shm.err" </dev/null &
+app_pid_shm=$!
+check "a second app (weston-simple-shm, qubectl run --gui): a second connection, framed too" \
   wait_until 120 bash -c "'$PYTHON' '$CTLPY' '$CTL' WINDOWS | grep -q 'qube=$GUI label=purple .*title=\[$GUI\] simple-shm\$'"
 ctl "MOVE $(window_line "[$GUI] $TITLE" | awk '{print $2}') 120 90" >/dev/null || true
 ctl "MOVE $(window_line "[$GUI] simple-shm" | awk '{print $2}') 520 160" >/dev/null || true
