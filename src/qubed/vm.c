@@ -357,7 +357,7 @@ static int do_start(struct qd *qd, struct qd_vm *vm, struct qerr *err)
 	disks[nd++] = (struct qvmm_disk){ vol, "qcow2", false };
 
 	kopts = prop(qd, vm->name, "kernelopts");
-	snprintf(cmdline, sizeof(cmdline), "console=ttyS0 panic=-1 qube.name=%s%s qube.rw=/dev/vd%c qube.volatile=/dev/vd%c %s",
+	snprintf(cmdline, sizeof(cmdline), "console=ttyS0 panic=-1 quiet qube.name=%s%s qube.rw=/dev/vd%c qube.volatile=/dev/vd%c %s",
 		 vm->name, has_root ? " root=/dev/vda" : "", has_root ? 'b' : 'a', has_root ? 'c' : 'b',
 		 kopts ? kopts : "");
 

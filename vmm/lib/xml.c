@@ -446,6 +446,12 @@ int qvmm_domain_xml(const struct qvmm_domain_spec *s, char **ret_xml, char *err,
 		W(end(w));
 	}
 	W(vsock_xml(w, s, VSOCK_PART_DEVICES));
+	/* no USB controller (libvirt adds one to q35 otherwise): a qube has
+	 * no USB device, and probing one costs boot time under TCG */
+	W(start(w, "controller"));
+	W(attr(w, "type", "usb"));
+	W(attr(w, "model", "none"));
+	W(end(w));
 	W(start(w, "memballoon"));
 	W(attr(w, "model", "none"));
 	W(end(w));
