@@ -100,7 +100,9 @@ for s in qube.Exec qube.VMShell; do
 done
 l=$(readlink /etc/qube/rpc/qube.Filecopy); res $([ "$l" = /usr/bin/qube-filecopy-receive ] && [ -x "$l" ]; echo $?) \
   "/etc/qube/rpc/qube.Filecopy links to the installed qube-filecopy-receive" "-> $l"
-for b in qube-copy qube-copy-to qube-move qube-move-to qube-filecopy-receive qube-filecopy-send; do
+l=$(readlink /etc/qube/rpc/qube.OpenInVM); res $([ "$l" = /usr/bin/qube-open-in-dvm ] && [ -x "$l" ]; echo $?) \
+  "/etc/qube/rpc/qube.OpenInVM links to the installed qube-open-in-dvm" "-> $l"
+for b in qube-copy qube-copy-to qube-move qube-move-to qube-filecopy-receive qube-filecopy-send qube-open-in-dvm; do
   dpkg -S "/usr/bin/$b" 2>/dev/null | grep -q '^qube-guest: '; res $? "qube-guest has /usr/bin/$b"
 done
 dpkg -L qube-host qube-guest qube-policy | sed '/^$/d' | sort -u > /tmp/listed

@@ -21,9 +21,6 @@
 #  - qube-copy-to from WORK to OTHER (both running, allowed by the policy)
 #    lands in OTHER's ~/QubesIncoming/WORK; the other way is refused (126);
 #  - shutdown of both, removal of the qubes and the template.
-# Before starting its qubed it waits (30 min at most, then skips) while
-# another qubed or qube-* domain uses the host's libvirtd: qubed destroys
-# the domains of its kind it does not know.
 # Prints qubectl start -> agent answering for each boot, and systemd-analyze.
 # Runs only with QUBE_SLOW_TESTS=1, as root, in a build without sanitizers.
 #   template-test.sh MESON_BUILD_ROOT SOURCE_ROOT [SANITIZE]
@@ -63,24 +60,6 @@ base=${img%.qcow2}
 kernel=$base.vmlinux; [ -f "$kernel" ] || kernel=$base.vmlinuz
 if [ ! -f "$kernel" ] || [ ! -f "$base.initrd.img" ]; then fail "kernel and initramfs beside $img"; exit 1; fi
 grep -E '^(qube-guest|base|root-used-bytes|qcow2-bytes|build-seconds):' "$base.manifest" | sed 's/^/# manifest: /' || true
-
-# qubed destroys, when it starts, every libvirt domain of its kind
-# (qube-*) that is not in its own database: with another qubed on this
-# libvirtd (another test, another engineer's run on a shared machine) one
-# of the two would lose its qubes.  Wait until none runs (30 min at most).
-busy() {
-  local p d
-  p=$(pgrep -x qubed | tr '\n' ' ')
-  d=$(virsh -q -c qemu:///system list --name 2>/dev/null | grep '^qube-' | tr '\n' ' ')
-  [ -n "$p$d" ] && echo "qubed pids: ${p:-none}; domains: ${d:-none}"
-}
-waited=0
-while why=$(busy); do
-  [ "$waited" -lt 1800 ] || skip "another qubed or its qubes still use this libvirtd after 30 min ($why)"
-  [ "$waited" -gt 0 ] || say "# waiting: another qubed or its qubes use this libvirtd ($why)"
-  sleep 5; waited=$((waited + 5))
-done
-[ "$waited" = 0 ] || say "# waited $waited s for the other qubed to end"
 
 TPL=$(uniq_name debian) WORK=$(uniq_name work) OTHER=$(uniq_name other) QD_TESTER=$(uniq_name tester)
 cat > "$T/policy.d/30-template-test.policy" <<POL
@@ -144,8 +123,9 @@ check "boot 1: /home/user exists and belongs to user" test "$(vmshell "$WORK" 's
 check "boot 1: the volatile volume /dev/vdc is swap" bash -c "grep -q '^/dev/vdc ' <<<\"\$1\"" _ "$(vmshell "$WORK" 'swapon --show=NAME,TYPE --noheadings')"
 check "boot 1: the host name is the qube's" test "$(vmshell "$WORK" hostname)" = "$WORK"
 # shellcheck disable=SC2016  # run by the guest's shell
-check "boot 1: qube-guest's file-copy programs and services are installed" \
-  test "$(vmshell "$WORK" 'for p in qube-copy qube-copy-to qube-move-to qube-filecopy-receive; do command -v $p >/dev/null || echo no $p; done; readlink /etc/qube/rpc/qube.Filecopy')" = /usr/bin/qube-filecopy-receive
+check "boot 1: qube-guest's file-copy and open-in-disposable programs and services are installed" \
+  test "$(vmshell "$WORK" 'for p in qube-copy qube-copy-to qube-move-to qube-filecopy-receive qube-open-in-dvm; do command -v $p >/dev/null || echo no $p; done; readlink /etc/qube/rpc/qube.Filecopy /etc/qube/rpc/qube.OpenInVM')" = "/usr/bin/qube-filecopy-receive
+/usr/bin/qube-open-in-dvm"
 check "boot 1: write a file in /home/user and one in /etc" \
   test "$(vmshell "$WORK" 'echo kept > /home/user/persist && chown user:user /home/user/persist && echo gone > /etc/qube-root-marker && sync && echo written')" = written
 qube_shutdown "$WORK"
