@@ -199,7 +199,7 @@ static void show(const struct question *q, unsigned timeout_s)
 	for (size_t i = 0; i < q->n_targets; i++)
 		printf("  %zu) %s%s\n", i + 1, q->targets[i],
 		       strcmp(q->targets[i], q->deflt) == 0 ? "  (default)" : "");
-	printf("Allow to which target? [number or name%s, n denies; denied in %u s]: ",
+	printf("Allow the call to which target? [number or name%s, n denies; denied in %u s]: ",
 	       strcmp(q->deflt, "-") ? ", Enter for the default" : "", timeout_s);
 	fflush(stdout);
 }
@@ -306,7 +306,7 @@ int qc_policy_ask_agent(const struct qc_command *cmd, int argc, char **argv)
 				}
 				target = choice(q, answer);
 				if (target == (const char *)q) {
-					printf("Not understood. Allow to which target? ");
+					printf("Not understood. Allow the call to which target? ");
 					fflush(stdout);
 					continue;
 				}

@@ -84,8 +84,9 @@ static int become(const char *name)
 	if (setenv("HOME", pw->pw_dir, 1) < 0 || setenv("USER", pw->pw_name, 1) < 0 ||
 	    setenv("LOGNAME", pw->pw_name, 1) < 0)
 		return -ENOMEM;
-	if (chdir(pw->pw_dir) < 0)
-		(void)chdir("/");
+	/* its home, else / (a service starts in the agent's directory) */
+	if (chdir(pw->pw_dir) < 0 && chdir("/") < 0)
+		return -errno;
 	return 0;
 }
 

@@ -56,7 +56,7 @@ check("the agent connected", read_until("Answering the broker's questions"))
 
 # Enter: the default target
 p = call()
-shown = read_until("Allow to which target?")
+shown = read_until("Allow the call to which target?")
 check("question shown: source, service, requested target, targets numbered, default marked",
       shown and b"work wants to call test.Echo, target @default." in screen
       and re.search(rb"\d\) personal  \(default\)", screen) and re.search(rb"\d\) vault\r?\n", screen),
@@ -70,7 +70,7 @@ check("Enter allows the default: the call ran in personal",
 
 # a name
 p = call()
-read_until("Allow to which target?")
+read_until("Allow the call to which target?")
 os.write(fd, b"vault\r")
 out, err = p.communicate(timeout=20)
 check("a target's name allows it: the call ran in vault",
@@ -78,7 +78,7 @@ check("a target's name allows it: the call ran in vault",
 
 # not understood, then a number
 p = call()
-read_until("Allow to which target?")
+read_until("Allow the call to which target?")
 os.write(fd, b"77\r")
 check("an answer that is not a target is asked again", read_until("Not understood"))
 os.write(fd, VAULT + b"\r")
@@ -88,7 +88,7 @@ check("a number allows that target (vault's)", p.returncode == 0 and out.startsw
 
 # n denies
 p = call()
-read_until("Allow to which target?")
+read_until("Allow the call to which target?")
 os.write(fd, b"n\r")
 out, err = p.communicate(timeout=20)
 check("n denies: the caller gets 126", p.returncode == 126, f"{p.returncode}")
@@ -103,16 +103,16 @@ check("... after about 3 s, said on the terminal",
 
 # the caller goes away: the question is withdrawn
 p = call()
-read_until("Allow to which target?")
+read_until("Allow the call to which target?")
 p.send_signal(signal.SIGKILL)
 p.wait()
 check("a question whose caller went away is withdrawn", read_until("withdrawn by the broker"))
 
 # two questions at once: answered one after the other
 p1, p2 = call(), call()
-read_until("Allow to which target?")
+read_until("Allow the call to which target?")
 os.write(fd, PERSONAL + b"\r")
-read_until("Allow to which target?")
+read_until("Allow the call to which target?")
 os.write(fd, VAULT + b"\r")
 o1, _ = p1.communicate(timeout=20)
 o2, _ = p2.communicate(timeout=20)
