@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: run by scripts/demo.sh after the build.
 #   run.sh BUILD_DIR
-# 1. the policy engine on an example policy; 2. real qubes through qubed
-# and libvirt (scripts/demo/qubes.sh).
+# 1. the policy engine on an example policy; 2.-6. real qubes through qubed
+# and libvirt (scripts/demo/qubes.sh); 7. a qube's window on the qube
+# compositor (scripts/demo/gui.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
@@ -52,6 +53,7 @@ if ! command -v qemu-system-x86_64 >/dev/null || ! command -v libvirtd >/dev/nul
   echo "part 2 skipped: qemu-system-x86_64 or libvirtd is not installed (scripts/install-deps.sh installs both)"
 else
   bash "$demo/qubes.sh" "$build"
+  bash "$demo/gui.sh" "$build"
 fi
 echo
 echo "demo finished"
