@@ -139,7 +139,7 @@ def check(what, cond, detail=""):
     fails += not cond
 check("the ask agent connected", until("Answering the broker's questions"))
 p = run("qube-copy", "/home/user/ask.txt")
-shown = until("Allow to which target?")
+shown = until("Allow the call to which target?")
 check("qube-copy in %s: the question names it, qube.Filecopy and @default, %s the default" % (work, pers),
       shown and ("%s wants to call qube.Filecopy, target @default." % work).encode() in screen
       and ("%s  (default)" % pers).encode() in screen, screen[-400:].decode(errors="replace"))
@@ -147,7 +147,7 @@ os.write(fd, b"\r")
 out, err = p.communicate(timeout=120)
 check("Enter allows the default: qube-copy exit 0", p.returncode == 0, "%s %r" % (p.returncode, err))
 p = run("qube-move", "/home/user/kept.txt")
-until("Allow to which target?")
+until("Allow the call to which target?")
 os.write(fd, b"n\r")
 out, err = p.communicate(timeout=120)
 check("n denies: qube-move exit 126", p.returncode == 126, "%s %r" % (p.returncode, err))
