@@ -353,7 +353,11 @@ int qvmm_domain_xml(const struct qvmm_domain_spec *s, char **ret_xml, char *err,
 	W(end(w));
 	W(end(w));
 
-	snprintf(num, sizeof(num), "%u", s->maxmem_mib ? s->maxmem_mib : s->memory_mib);
+	/* The guest's RAM is memory_mib.  maxmem_mib is checked but not used
+	 * yet: without a balloon (memballoon none) and nothing to balance
+	 * memory, <memory> is what QEMU gives the guest, so maxmem there
+	 * would hand every qube its maximum (Qubes' default 4000 MiB). */
+	snprintf(num, sizeof(num), "%u", s->memory_mib);
 	W(start(w, "memory"));
 	W(attr(w, "unit", "MiB"));
 	W(xmlTextWriterWriteString(w, BAD_CAST num));
