@@ -22,7 +22,7 @@
 #   QUBE_UPDATES_PROXY RPC_LIB DEFAULT_POLICY DEFAULT_PROXY_CONF
 set -euo pipefail
 : "${QUBE_HOST_AGENT:?}" "${QUBE_UPDATES_PROXY:?}" "${RPC_LIB:?}" "${DEFAULT_POLICY:?}" "${DEFAULT_PROXY_CONF:?}"
-# shellcheck source=../../../tests/rpc/lib.sh
+# shellcheck disable=SC1090,SC1091  # tests/rpc/lib.sh: the simulated qubes and the broker
 . "$RPC_LIB"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PEER=$HERE/uproxy-peer.py
