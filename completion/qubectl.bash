@@ -92,7 +92,7 @@ _qubectl() {
   case $cmd${sub:+ $sub} in
     start|shutdown|kill|pause|unpause|remove|"volume list")
       COMPREPLY=($(compgen -W "$(_qubectl_qubes)" -- "$cur")) ;;
-    clone)
+    clone|"template update")
       [ "$n" -eq 0 ] && COMPREPLY=($(compgen -W "$(_qubectl_qubes)" -- "$cur")) ;;
     prefs)
       if [ "$n" -eq 0 ]; then

@@ -266,6 +266,29 @@ const struct qc_command qc_commands[] = {
 			"  --label, -l LABEL    the template's label (default black)\n",
 	},
 	{
+		.group = "template",
+		.name = "update",
+		.handler = qc_cmd_template_update,
+		.usage = "[--keep-running] [--call-dir DIR] NAME",
+		.summary = "update a template's packages (apt-get through the host's updates proxy)",
+		.help = "Starts TemplateVM NAME if it is halted, runs `apt-get update && apt-get -y\n"
+			"upgrade` in it as root (qube.VMShell from dom0, through the broker and its\n"
+			"policy), shows the output, and shuts the template down again.  The\n"
+			"template has no network: apt reaches the mirrors through qube.UpdatesProxy\n"
+			"and the host's proxy, which serves the hosts of\n"
+			"/etc/qube/updates-proxy.conf.  Refused while an AppVM or DispVM based on\n"
+			"NAME runs.  AppVMs see the change at their next start.\n"
+			"\n"
+			"  --keep-running, -k   leave the template running afterwards (one that was\n"
+			"                       running before is always left running)\n"
+			"  --call-dir DIR       the broker's host-call directory (as for run)\n"
+			"\n"
+			"Exit status: apt's; 126 refused by the policy; 125 nothing ran (not a\n"
+			"TemplateVM, qubes based on it running, start failed, broker unreachable);\n"
+			"127 no apt-get in the template; 1 updated but the shutdown failed; 2 usage\n"
+			"error.\n",
+	},
+	{
 		.name = "events",
 		.handler = qc_cmd_events,
 		.usage = "",

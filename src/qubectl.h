@@ -120,6 +120,7 @@ int qc_cmd_volume_info(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_volume_resize(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_volume_revert(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_template_import(const struct qc_command *cmd, int argc, char **argv);
+int qc_cmd_template_update(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_events(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_run(const struct qc_command *cmd, int argc, char **argv);
 int qc_cmd_copy_to(const struct qc_command *cmd, int argc, char **argv);

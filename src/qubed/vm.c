@@ -357,9 +357,9 @@ static int do_start(struct qd *qd, struct qd_vm *vm, struct qerr *err)
 	disks[nd++] = (struct qvmm_disk){ vol, "qcow2", false };
 
 	kopts = prop(qd, vm->name, "kernelopts");
-	snprintf(cmdline, sizeof(cmdline), "console=ttyS0 panic=-1 quiet qube.name=%s%s qube.rw=/dev/vd%c qube.volatile=/dev/vd%c %s",
+	snprintf(cmdline, sizeof(cmdline), "console=ttyS0 panic=-1 quiet qube.name=%s%s qube.rw=/dev/vd%c qube.volatile=/dev/vd%c qube.class=%s %s",
 		 vm->name, has_root ? " root=/dev/vda" : "", has_root ? 'b' : 'a', has_root ? 'c' : 'b',
-		 kopts ? kopts : "");
+		 qdb_class_name(cls), kopts ? kopts : "");
 
 	/* vsock */
 	vm->cid = prop_uint(qd, vm->name, "cid", 0);

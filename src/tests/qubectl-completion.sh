@@ -85,6 +85,10 @@ expect "qubectl $S volume info wor" "wordy: work:"
 expect "qubectl $S volume info work : pri" "private"
 expect "qubectl $S volume resize work:pr" "work:private"
 expect "qubectl $S clone work " ""
+expect "qubectl $S template " "import update"
+expect "qubectl $S template update w" "wordy work"
+expect "qubectl $S template update work " ""
+contains "qubectl $S template update --" --keep-running --call-dir --help
 
 if [ "$fails" -ne 0 ]; then echo "qubectl-completion: $fails failed"; exit 1; fi
 echo "qubectl-completion: all passed"
