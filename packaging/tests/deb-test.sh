@@ -89,11 +89,22 @@ v=$(qubectl --version 2>&1); res $([ "$v" = "qubectl 0.1.0" ]; echo $?) "qubectl
 out=$(qubectl policy lint 2>&1); res $? "qubectl policy lint (the shipped /etc/qube/policy.d)" "$out"
 getent group qube > /dev/null; res $? "the qube system group exists"
 gid=$(getent group qube | cut -d: -f3); res $([ -n "$gid" ] && [ "$gid" -lt 1000 ]; echo $?) "the qube group is a system group (gid $gid)"
-for u in qubed.service qube-agent.service qube-guest-setup.service; do
+for u in qubed.service qube-agent.service qube-guest-setup.service qube-updates-proxy.socket; do
   s=$(systemctl is-enabled "$u" 2>&1); res $([ "$s" = enabled ]; echo $?) "$u is enabled" "$s"
 done
 dpkg-query -W -f '${Conffiles}\n' qube-policy | grep -q ' /etc/qube/policy.d/90-default.policy '
 res $? "/etc/qube/policy.d/90-default.policy is a conffile of qube-policy"
+# template updates: the host's proxy and its allow-list, the guest's apt
+# configuration (its helper says DIRECT outside a TemplateVM, as here)
+dpkg-query -W -f '${Conffiles}\n' qube-host | grep -q ' /etc/qube/updates-proxy.conf '
+res $? "/etc/qube/updates-proxy.conf is a conffile of qube-host"
+l=$(readlink /etc/qube/rpc-host/qube.UpdatesProxy); res $([ "$l" = /usr/libexec/qube/qube-updates-proxy ] && [ -x "$l" ]; echo $?) \
+  "/etc/qube/rpc-host/qube.UpdatesProxy links to the installed qube-updates-proxy" "-> $l"
+dpkg-query -W -f '${Conffiles}\n' qube-guest | grep -q ' /etc/apt/apt.conf.d/01qube-updates-proxy '
+res $? "/etc/apt/apt.conf.d/01qube-updates-proxy is a conffile of qube-guest"
+p=$(apt-config dump | grep '^Acquire::http::Proxy-Auto-Detect ')
+res $([ "$p" = 'Acquire::http::Proxy-Auto-Detect "/usr/lib/qube/qube-guest-apt-proxy";' ]; echo $?) "apt sees qube-guest's proxy helper" "$p"
+p=$(/usr/lib/qube/qube-guest-apt-proxy http://deb.debian.org/debian); res $([ "$p" = DIRECT ]; echo $?) "the helper says DIRECT outside a TemplateVM" "$p"
 for s in qube.Exec qube.VMShell; do
   l=$(readlink "/etc/qube/rpc/$s"); res $([ "$l" = /usr/libexec/qube/qube-exec ] && [ -x "$l" ]; echo $?) \
     "/etc/qube/rpc/$s links to the installed /usr/libexec/qube/qube-exec" "-> $l"
@@ -137,16 +148,17 @@ while IFS= read -r f; do owned "$f" || echo "$f"; done < /tmp/new-files > /tmp/u
 echo "# the install added $(wc -l < /tmp/new) files: $(wc -l < /tmp/new-files) from the packages, $(( $(wc -l < /tmp/new) - $(wc -l < /tmp/new-files) )) systemd enablement links and state"
 res $([ -s /tmp/new-files ] && [ ! -s /tmp/unowned ]; echo $?) "every file the install added ($(wc -l < /tmp/new-files)) is owned by a package" "$(head -n 5 /tmp/unowned | tr '\n' ' ')"
 outside=$(grep -v -e '^/usr/' -e '^/etc/qube/' -e '^/lib/systemd/system/' -e '^/etc/systemd/system/' \
-          -e '^/var/lib/systemd/deb-systemd-helper-enabled/' /tmp/new | head -n 5)
-res $([ -z "$outside" ]; echo $?) "the install added files only below /usr, /etc/qube and systemd's directories" "$outside"
+          -e '^/var/lib/systemd/deb-systemd-helper-enabled/' -e '^/etc/apt/apt.conf.d/01qube-updates-proxy$' /tmp/new | head -n 5)
+res $([ -z "$outside" ]; echo $?) "the install added files only below /usr, /etc/qube and systemd's directories (and qube-guest's apt configuration)" "$outside"
 dpkg -r qube-host qube-guest qube-policy > /tmp/remove.log 2>&1; res $? "dpkg -r qube-host qube-guest qube-policy" "$(tail -n 3 /tmp/remove.log | tr '\n' ' ')"
 snap /tmp/s2
 comm -13 /tmp/s0 /tmp/s2 > /tmp/left
 # Debian keeps what `systemctl enable` did until purge, as it keeps
 # conffiles (deb-systemd-helper purge runs in postrm purge)
-grep -vx -e /etc/qube/policy.d/90-default.policy -e '/var/lib/systemd/deb-systemd-helper-enabled/.*' \
-     -e '/etc/systemd/system/[a-z-]*\.target\.wants/qube[a-z-]*\.service' /tmp/left > /tmp/left-bad
-res $([ ! -s /tmp/left-bad ]; echo $?) "after dpkg -r nothing is left but the conffile and the enablement links and state ($(wc -l < /tmp/left) files)" "$(head -n 5 /tmp/left-bad | tr '\n' ' ')"
+grep -vx -e /etc/qube/policy.d/90-default.policy -e /etc/qube/updates-proxy.conf \
+     -e /etc/apt/apt.conf.d/01qube-updates-proxy -e '/var/lib/systemd/deb-systemd-helper-enabled/.*' \
+     -e '/etc/systemd/system/[a-z-]*\.target\.wants/qube[a-z-]*\.\(service\|socket\)' /tmp/left > /tmp/left-bad
+res $([ ! -s /tmp/left-bad ]; echo $?) "after dpkg -r nothing is left but the conffiles and the enablement links and state ($(wc -l < /tmp/left) files)" "$(head -n 5 /tmp/left-bad | tr '\n' ' ')"
 res $([ -e /etc/qube/policy.d/90-default.policy ]; echo $?) "after dpkg -r the policy conffile stays (until purge)"
 dpkg -P qube-host qube-guest qube-policy > /tmp/purge.log 2>&1; res $? "dpkg -P qube-host qube-guest qube-policy" "$(tail -n 3 /tmp/purge.log | tr '\n' ' ')"
 snap /tmp/s3

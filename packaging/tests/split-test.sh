@@ -47,6 +47,19 @@ check "every file in exactly one list" test "$(cat "$T/o"/*.files | wc -l)" = "$
 check "rpm split: dracut file to guest, initramfs-tools hook dropped" \
   bash -c "grep -qx /usr/lib/dracut/dracut.conf.d/90-qube-guest.conf '$T/r/guest.files' && grep -qx /usr/share/initramfs-tools/hooks/qube-guest '$T/r/dropped.files'"
 
+# template updates: the guest's proxy socket, apt configuration and helper;
+# the host's proxy, its service link and allow-list
+mk lib/systemd/system/qube-updates-proxy.socket lib/systemd/system/qube-updates-proxy@.service \
+   etc/apt/apt.conf.d/01qube-updates-proxy usr/lib/qube/qube-guest-apt-proxy \
+   usr/libexec/qube/qube-updates-proxy etc/qube/rpc-host/qube.UpdatesProxy etc/qube/updates-proxy.conf
+"$split" --format deb --rules "$rules" "$T/d" "$T/u" > /dev/null
+"$split" --format rpm --rules "$rules" "$T/d" "$T/ur" > /dev/null
+check "template updates: guest gets the proxy socket and service, the apt helper and (deb) apt's configuration" \
+  bash -c "for f in /lib/systemd/system/qube-updates-proxy.socket /lib/systemd/system/qube-updates-proxy@.service /usr/lib/qube/qube-guest-apt-proxy /etc/apt/apt.conf.d/01qube-updates-proxy; do grep -qx -- \$f '$T/u/guest.files' || { echo missing \$f; exit 1; }; done"
+check "template updates: host gets the proxy, its service link and its allow-list" \
+  bash -c "for f in /usr/libexec/qube/qube-updates-proxy /etc/qube/rpc-host/qube.UpdatesProxy /etc/qube/updates-proxy.conf; do grep -qx -- \$f '$T/u/host.files' || { echo missing \$f; exit 1; }; done"
+check "template updates: rpm drops apt's configuration" grep -qx /etc/apt/apt.conf.d/01qube-updates-proxy "$T/ur/dropped.files"
+
 mk usr/share/doc/stray/README
 out=$("$split" --format deb --rules "$rules" "$T/d" "$T/o2" 2>&1) && rc=0 || rc=$?
 check "a file no rule matches fails the split, naming it" \
