@@ -304,7 +304,7 @@ total=$((SECONDS - start))
   echo "qcow2-bytes: $qcow_bytes"
   echo "initrd-bytes: $(stat -c %s "$base.initrd.img")"
   echo "build-seconds: $total (base $t_base, qube-guest and initramfs $t_finish, ext4+qcow2 $t_image)"
-  echo "kernel-cmdline: root=/dev/vda qube.name=NAME qube.rw=/dev/vdb qube.volatile=/dev/vdc"
+  echo "kernel-cmdline: root=/dev/vda qube.name=NAME qube.rw=/dev/vdb qube.volatile=/dev/vdc qube.class=CLASS"
   sums=("$(basename "$out")" "$(basename "$base").vmlinuz" "$(basename "$base").initrd.img")
   [ ! -f "$base.vmlinux" ] || sums+=("$(basename "$base").vmlinux")
   (cd "$(dirname "$out")" && sha256sum "${sums[@]}")

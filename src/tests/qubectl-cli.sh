@@ -70,6 +70,18 @@ expect 0 "default policy: Filecopy asks" "^result=ask" "$q" policy eval --policy
 expect 0 "default policy: ClipboardPaste asks" "^result=ask" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" work @default qube.ClipboardPaste
 expect 0 "default policy: other services denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" work personal qubes.VMShell
 expect 0 "default policy: calls to dom0 denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" work dom0 qubes.Filecopy
+# template updates: a template's qube.UpdatesProxy goes to the host; no other
+# qube's; dom0 may run qube.VMShell in a template only
+expect 0 "default policy: a template's UpdatesProxy to @default goes to dom0" "^target=dom0$" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" debian-12 @default qube.UpdatesProxy
+expect 0 "default policy: a template's UpdatesProxy to @adminvm allowed" "^target=dom0$" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" debian-12 @adminvm qube.UpdatesProxy
+expect 0 "default policy: a template's UpdatesProxy to another qube denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" debian-12 work qube.UpdatesProxy
+for src in work vault disp123; do
+  expect 0 "default policy: UpdatesProxy from $src (not a template) denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" "$src" @default qube.UpdatesProxy
+  expect 0 "default policy: UpdatesProxy from $src to @adminvm denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" "$src" @adminvm qube.UpdatesProxy
+done
+expect 0 "default policy: dom0's qube.VMShell in a template allowed" "^target=debian-12$" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" dom0 debian-12 qube.VMShell
+expect 0 "default policy: dom0's qube.VMShell in an AppVM denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" dom0 work qube.VMShell
+expect 0 "default policy: a template's qube.VMShell in another template denied" "^result=deny" "$q" policy eval --policy-dir "$work/default" --system-info "$sys" debian-12 debian-12 qube.VMShell
 
 if [ "$fails" -ne 0 ]; then
   echo "qubectl-cli: $fails failed"

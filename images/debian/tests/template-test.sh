@@ -20,8 +20,19 @@
 #    was discarded), no failed unit;
 #  - qube-copy-to from WORK to OTHER (both running, allowed by the policy)
 #    lands in OTHER's ~/QubesIncoming/WORK; the other way is refused (126);
-#  - shutdown of both, removal of the qubes and the template.
-# Prints qubectl start -> agent answering for each boot, and systemd-analyze.
+#  - shutdown of both;
+#  - `qubectl template update` of the halted template against the real
+#    deb.debian.org: qubed starts it (qube.class=TemplateVM on its command
+#    line, no network interface), apt-get update and upgrade reach the
+#    mirror through its qube-updates-proxy socket, qube.UpdatesProxy, the
+#    build's qube-host-agent (started by qubed, services as nobody) and
+#    qube-updates-proxy with the shipped allow-list and policy; it ends
+#    halted; started again, its proxy socket listens, apt's helper names
+#    the proxy, a host not on the list is refused (403), no failed unit;
+#    WORK, started after, has the template's new package lists;
+#  - removal of the qubes and the template.
+# Prints qubectl start -> agent answering for each boot, systemd-analyze,
+# and how long the template update took.
 # Runs only with QUBE_SLOW_TESTS=1, as root, in a build without sanitizers.
 #   template-test.sh MESON_BUILD_ROOT SOURCE_ROOT [SANITIZE]
 set -euo pipefail
@@ -66,6 +77,32 @@ cat > "$T/policy.d/30-template-test.policy" <<POL
 qube.VMShell   *  $QD_TESTER  @anyvm  allow
 qube.Filecopy  *  $WORK       $OTHER  allow
 POL
+# the shipped policy after the test's: template updates (qube.UpdatesProxy
+# from templates to the host, qube.VMShell from dom0 to templates) and the
+# final denials
+cp "$top/policy/90-default.policy" "$T/policy.d/"
+# the host's services: qube-host-agent (started by qubed, as nobody) with
+# qube.UpdatesProxy, which reaches the shipped allow-list's hosts
+# (deb.debian.org, security.debian.org) for real
+mkdir -p "$T/rpc-host"
+cat > "$T/rpc-host/qube.UpdatesProxy" <<SH
+#!/bin/sh
+exec "$QD_BUILD/rpc/updates-proxy/qube-updates-proxy" --config "$top/rpc/updates-proxy/updates-proxy.conf"
+SH
+chmod 0755 "$T/rpc-host" "$T/rpc-host/qube.UpdatesProxy"
+cat >> "$T/qubed.conf" <<CONF
+host_agent = $QD_BUILD/rpc/broker/qube-host-agent
+host_rpc_dir = $T/rpc-host
+CONF
+# qubed does not stop the host agent it started (a new qubed adopts it):
+# this test does, also when it fails
+stop_host_agent_then_cleanup() {
+  local rc=$?
+  [ -s "$T/run/qube-host-agent.pid" ] && kill "$(cat "$T/run/qube-host-agent.pid")" 2>/dev/null
+  (exit "$rc")
+  qd_cleanup
+}
+trap stop_host_agent_then_cleanup EXIT
 qd_start
 
 t0=$SECONDS
@@ -114,8 +151,11 @@ vmshell "$WORK" 'systemd-analyze time 2>&1 | head -n 2; systemd-analyze blame 2>
 check "boot 1: multi-user.target is active" test "$(vmshell "$WORK" 'systemctl is-active multi-user.target')" = active
 check "boot 1: qube-agent.service and qube-guest-setup.service are active" \
   test "$(vmshell "$WORK" 'systemctl is-active qube-agent.service qube-guest-setup.service | sort -u')" = active
-check "boot 1: qubed's kernel command line (qube.name, root=/dev/vda, private vdb, volatile vdc)" \
-  bash -c "grep -q 'qube.name=$WORK root=/dev/vda qube.rw=/dev/vdb qube.volatile=/dev/vdc' <<<\"\$1\"" _ "$(vmshell "$WORK" 'cat /proc/cmdline')"
+check "boot 1: qubed's kernel command line (qube.name, root=/dev/vda, private vdb, volatile vdc, qube.class)" \
+  bash -c "grep -q 'qube.name=$WORK root=/dev/vda qube.rw=/dev/vdb qube.volatile=/dev/vdc qube.class=AppVM' <<<\"\$1\"" _ "$(vmshell "$WORK" 'cat /proc/cmdline')"
+check "boot 1: an AppVM has no updates proxy port (qube-updates-proxy.socket's condition) and apt goes DIRECT" \
+  test "$(vmshell "$WORK" 'systemctl is-active qube-updates-proxy.socket; /usr/lib/qube/qube-guest-apt-proxy http://deb.debian.org/debian')" = "inactive
+DIRECT"
 check "boot 1: / is /dev/vda, read-write" test "$(vmshell "$WORK" 'findmnt -no SOURCE,OPTIONS / | cut -d, -f1')" = "/dev/vda rw"
 check "boot 1: /rw is the private volume /dev/vdb" test "$(vmshell "$WORK" 'findmnt -no SOURCE /rw')" = /dev/vdb
 check "boot 1: /home is /rw/home of /dev/vdb" test "$(vmshell "$WORK" 'findmnt -no SOURCE /home')" = "/dev/vdb[/home]"
@@ -154,6 +194,52 @@ check "nothing arrived in $WORK" test "$(vmshell "$WORK" 'ls -A /home/user/Qubes
 qube_shutdown "$WORK"
 qube_shutdown "$OTHER"
 
+# ---- template update: apt in the template through qube.UpdatesProxy --------------------
+# The template has no network interface; apt reaches deb.debian.org
+# through its proxy port, qube-call, the broker, qube-host-agent and
+# qube-updates-proxy on this host.
+check "$TPL is halted and no qube based on it runs" \
+  bash -c "[ '$(qd_state "$TPL")' = Halted ] && [ '$(qd_state "$WORK")' = Halted ] && [ '$(qd_state "$OTHER")' = Halted ]"
+n0=$(grep -c 'reboot: Power down' "$T/log/console-$TPL.log" 2>/dev/null || true)
+t0=$(date +%s%N)
+rc=0; qctl template update "$TPL" > "$T/update.out" 2> "$T/update.err" || rc=$?
+t_update=$(( ($(date +%s%N) - t0) / 1000000 ))
+grep -E '^(Get|Hit|Ign|Err|Fetched|Reading package lists|[0-9]+ upgraded|W:|E:)' "$T/update.out" | sed 's/^/# update: /' || true
+sed 's/^/# update (stderr): /' "$T/update.err"
+check "qubectl template update $TPL: exit 0 ($rc) in $((t_update / 1000)).$(( (t_update % 1000) / 100 )) s" test "$rc" = 0
+check "... apt-get update reached deb.debian.org's bookworm, bookworm-updates and bookworm-security" \
+  bash -c "grep -Eq '^(Get|Hit):[0-9]+ http://deb.debian.org/debian bookworm InRelease' '$T/update.out' &&
+           grep -Eq '^(Get|Hit):[0-9]+ http://deb.debian.org/debian bookworm-updates InRelease' '$T/update.out' &&
+           grep -Eq '^(Get|Hit):[0-9]+ http://deb.debian.org/debian-security bookworm-security InRelease' '$T/update.out' &&
+           ! grep -Eq '^(Err|E|W):' '$T/update.out'"
+check "... apt-get -y upgrade ran to its end" grep -Eq '^[0-9]+ upgraded, [0-9]+ newly installed' "$T/update.out"
+check "... the broker ran dom0's qube.VMShell in $TPL and $TPL's qube.UpdatesProxy calls on the host" \
+  bash -c "grep -q 'source=dom0 target=$TPL requested=$TPL service=qube.VMShell .*decision=allow' '$T/log/broker.log' &&
+           grep -q 'source=$TPL target=dom0 requested=@default service=qube.UpdatesProxy .*decision=allow' '$T/log/broker.log'"
+say "# $(grep -c "source=$TPL target=dom0 requested=@default service=qube.UpdatesProxy" "$T/log/broker.log") qube.UpdatesProxy calls from $TPL"
+check "$TPL is halted afterwards, powered off cleanly" \
+  bash -c "[ '$(qd_state "$TPL")' = Halted ] && [ \$(grep -c 'reboot: Power down' '$T/log/console-$TPL.log') -gt ${n0:-0} ]"
+# the template itself: its proxy port, no network, the allow-list applies
+qube_start "$TPL"; t4=$t_start
+check "$TPL: qubed's kernel command line says qube.class=TemplateVM; the proxy socket listens; no interface but lo" \
+  test "$(vmshell "$TPL" 'grep -o "qube.class=[A-Za-z]*" /proc/cmdline; systemctl is-active qube-updates-proxy.socket; ls /sys/class/net')" = "qube.class=TemplateVM
+active
+lo"
+check "$TPL: apt's helper names the proxy" \
+  test "$(vmshell "$TPL" '/usr/lib/qube/qube-guest-apt-proxy http://deb.debian.org/debian')" = "http://127.0.0.1:8082/"
+out=$(vmshell "$TPL" 'cd /tmp && /usr/lib/apt/apt-helper download-file http://ftp.debian.org/debian/dists/bookworm/Release /tmp/r 2>&1; echo status=$?') || true
+printf '%s\n' "$out" | sed 's/^/# apt-helper (a host not on the list): /'
+check "$TPL: a host not on the allow-list is refused by the host's proxy (403)" \
+  bash -c "grep -q '403' <<<\"\$1\" && ! grep -qx 'status=0' <<<\"\$1\"" _ "$out"
+check "$TPL: systemd is 'running' with no failed unit (after the proxy's connections)" running_clean "$TPL"
+qube_shutdown "$TPL"
+# the AppVMs see the change at their next start: the package lists apt
+# fetched are in the template's root (the built template has none)
+qube_start "$WORK"; t5=$t_start
+check "$WORK after the update: the template's new package lists are in its root" \
+  test "$(vmshell "$WORK" 'ls /var/lib/apt/lists/ | grep -c "_InRelease$"')" -ge 3
+qube_shutdown "$WORK"
+
 # ---- removal ---------------------------------------------------------------------------
 for q in "$WORK" "$OTHER" "$QD_TESTER"; do
   check "qubectl remove $q" qctl remove --force "$q"
@@ -162,5 +248,6 @@ check "qubectl remove $TPL" qctl remove --force "$TPL"
 check "no file of the qubes or the template is left" bash -c "! ls -d '$T/state/qubes/$WORK' '$T/state/qubes/$OTHER' '$T/state/qubes/$QD_TESTER' '$T/state/qubes/$TPL' 2>/dev/null"
 qd_stop
 
-say "timing: qubectl start -> agent answering (TCG, qubed's defaults): boot 1 $t1 ms, boot 2 $t2 ms, second qube $t3 ms"
+say "timing: qubectl start -> agent answering (TCG, qubed's defaults): boot 1 $t1 ms, boot 2 $t2 ms, second qube $t3 ms, the template $t4 ms, $WORK after the update $t5 ms"
+say "timing: qubectl template update (start, apt-get update and upgrade, shutdown): $t_update ms"
 qd_summary
