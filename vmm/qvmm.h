@@ -18,6 +18,7 @@
 #ifndef QVMM_H
 #define QVMM_H
 
+#include <spawn.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -186,5 +187,15 @@ bool qvmm_libvirt_has_kvm(struct qvmm_conn *c);
 int qvmm_vsockd_spawn(const char *vsockd_path, const char *vhost_user_socket, uint32_t cid,
 		      const char *uds_path, const char *log_path, pid_t *ret_pid,
 		      char *err, size_t errlen);
+
+/*
+ * Prepare posix_spawn attributes for a program started by a daemon that
+ * blocks signals for its own signalfd (qubed blocks SIGTERM, SIGINT, SIGHUP
+ * and SIGPIPE): the child starts with an empty signal mask and every signal
+ * at its default action, as if started from a clean shell.  Without this a
+ * child inherits the mask through execve and cannot be stopped with
+ * SIGTERM.  Returns 0 or -errno; the caller destroys the attributes.
+ */
+int qvmm_spawnattr_clean(posix_spawnattr_t *attr);
 
 #endif

@@ -443,6 +443,7 @@ static int child_spawn(struct qd *qd, struct qd_child *ch)
 {
 	char *argv[32], bufs[8][600], pidfile[600], text[32];
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
 	int r, n;
 
 	if (ch == &qd->broker) {
@@ -463,7 +464,12 @@ static int child_spawn(struct qd *qd, struct qd_child *ch)
 	if (ch == &qd->host_agent)
 		posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, logpath,
 						 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	r = posix_spawn(&ch->pid, argv[0], &fa, NULL, argv, environ);
+	/* not qubed's blocked SIGTERM/SIGHUP/SIGPIPE (qvmm.h) */
+	posix_spawnattr_init(&attr);
+	r = -qvmm_spawnattr_clean(&attr);
+	if (r == 0)
+		r = posix_spawn(&ch->pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r != 0) {
 		qd_log("cannot start %s (%s): %s", ch->what, argv[0], strerror(r));

@@ -292,6 +292,7 @@ static int bridge_spawn(struct qd *qd, struct qd_vm *vm, uid_t uid, gid_t gid, c
 {
 	char listen[600], user[32], logpath[600], pidfile[600], text[32];
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
 	pid_t pid;
 	int r, n;
 
@@ -306,7 +307,11 @@ static int bridge_spawn(struct qd *qd, struct qd_vm *vm, uid_t uid, gid_t gid, c
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, logpath, O_WRONLY | O_CREAT | O_APPEND, 0640);
 	posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-	r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawnattr_init(&attr);
+	r = -qvmm_spawnattr_clean(&attr); /* not qubed's blocked signals */
+	if (r == 0)
+		r = posix_spawn(&pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r != 0) {
 		snprintf(err, errlen, "cannot start %s: %s", argv[0], strerror(r));

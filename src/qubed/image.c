@@ -26,6 +26,7 @@ extern char **environ;
 int qd_run(char *const argv[], char *out, size_t outlen)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
 	int pfd[2], status, r;
 	pid_t pid;
 	size_t n = 0;
@@ -38,7 +39,11 @@ int qd_run(char *const argv[], char *out, size_t outlen)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawnattr_init(&attr);
+	r = -qvmm_spawnattr_clean(&attr); /* not qubed's blocked signals */
+	if (r == 0)
+		r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pfd[1]);
 	if (r != 0) {

@@ -138,6 +138,15 @@ check "a call to @adminvm runs the host's service, as nobody, source from the tr
   test "$rc:$out" = "0:host service: remote=$QD_TESTER user=nobody requested=@adminvm"
 qd_rpc @adminvm test.Missing </dev/null 2>/dev/null && rc=0 || rc=$?
 check "a call to @adminvm the policy does not allow: 126" test "$rc" = 126
+# qubed blocks SIGHUP, SIGINT, SIGPIPE and SIGTERM for its signalfd; what it
+# starts must not inherit that mask (the agent would ignore SIGTERM)
+no_blocked_term() {
+  local blk
+  blk=$(awk '/^SigBlk:/ { print $2 }' "/proc/$1/status") || return 1
+  (( (16#$blk & 0x5003) == 0 ))
+}
+check "qube-host-agent, started by qubed, has SIGHUP, SIGINT, SIGPIPE and SIGTERM unblocked" \
+  no_blocked_term "$(cat "$T/run/qube-host-agent.pid")"
 
 # --- qubectl run --dispvm
 t0=$(date +%s.%N)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "qvmm.h"
 
 extern char **environ;
 
@@ -60,10 +62,28 @@ static int drain(int fd, char **buf, size_t *len, size_t *cap, size_t max)
 	return 1;
 }
 
+int qvmm_spawnattr_clean(posix_spawnattr_t *attr)
+{
+	sigset_t none, all;
+	int r;
+
+	sigemptyset(&none);
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (!r)
+		r = posix_spawnattr_setsigmask(attr, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(attr, &all);
+	return -r;
+}
+
 int qvmm_run(char *const argv[], char **ret_out, char *err, size_t errlen)
 {
 	int ret, outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
 	pid_t pid;
 	char *out = NULL, *ebuf = NULL;
 	size_t olen = 0, ocap = 0, elen = 0, ecap = 0;
@@ -77,14 +97,22 @@ int qvmm_run(char *const argv[], char **ret_out, char *err, size_t errlen)
 		qvmm_err(err, errlen, ret, "posix_spawn_file_actions_init: %s", strerror(-ret));
 		goto out_close;
 	}
-	ret = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if ((ret = -posix_spawnattr_init(&attr)) < 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		qvmm_err(err, errlen, ret, "posix_spawnattr_init: %s", strerror(-ret));
+		goto out_close;
+	}
+	ret = qvmm_spawnattr_clean(&attr);
+	if (!ret)
+		ret = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	if (!ret)
 		ret = -posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
 	if (!ret)
 		ret = -posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
 	if (!ret)
-		ret = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+		ret = -posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
 	if (ret) {
 		qvmm_err(err, errlen, ret, "cannot run %s: %s", argv[0], strerror(-ret));
 		goto out_close;

@@ -68,7 +68,6 @@ int qvmm_vsockd_spawn(const char *vsockd_path, const char *vhost_user_socket, ui
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	sigset_t none, all;
 	char cidbuf[16];
 	pid_t pid;
 	int r, status;
@@ -95,15 +94,7 @@ int qvmm_vsockd_spawn(const char *vsockd_path, const char *vhost_user_socket, ui
 		posix_spawn_file_actions_destroy(&fa);
 		return qvmm_err(err, errlen, r, "posix_spawn: %s", strerror(-r));
 	}
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	if (!r)
-		r = -posix_spawnattr_setsigmask(&attr, &none);
-	if (!r)
-		r = -posix_spawnattr_setsigdefault(&attr, &all);
+	r = qvmm_spawnattr_clean(&attr);
 	if (!r)
 		r = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	if (!r && log_path) {

@@ -96,7 +96,7 @@ host_rpc_dir = $T/rpc-host
 CONF
 # qubed does not stop the host agent it started (a new qubed adopts it):
 # this test does, also when it fails, after qubed (which would start it
-# again).  SIGKILL: the agent inherits qubed's signal mask, SIGTERM blocked.
+# again).
 stop_host_agent_then_cleanup() {
   local rc=$? pid
   set +e
