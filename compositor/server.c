@@ -623,6 +623,11 @@ int main(int argc, char **argv)
 	struct wl_event_source *sig_int = wl_event_loop_add_signal(server->loop, SIGINT,
 								   handle_signal, server);
 	if (server->opt.startup_cmd && fork() == 0) {
+		/* wl_event_loop_add_signal blocked SIGTERM and SIGINT for its
+		 * signalfd: the session's programs start with neither blocked */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		execl("/bin/sh", "/bin/sh", "-c", server->opt.startup_cmd, (char *)NULL);
 		_exit(127);
 	}
