@@ -71,6 +71,9 @@ enum bk_ipc_type {
 	BK_IPC_REQUEST,      /* sandbox -> monitor: the caller's request */
 	BK_IPC_DECISION,     /* monitor -> sandbox: fd = agent connection if allowed */
 	BK_IPC_CLOSED,       /* sandbox -> monitor: the call is over, id is free */
+	BK_IPC_SHED,         /* monitor -> sandbox: end this call if it is not
+			      * running yet (out of fds: its qube holds the
+			      * most calls); CLOSED follows as for a hang-up */
 };
 
 /* How the sandbox must treat an agent fd it receives. */

@@ -362,9 +362,38 @@ static void listeners_set(struct monitor *m, uint32_t events)
 		mon_ep_mod(m, m->ask_fd, events, &m->ask_w);
 }
 
+/*
+ * Out of fds: the qube holding most of the open calls (more than half, and
+ * at least two) loses those of its calls that are not running yet -- a
+ * connection that has sent no request, a question at the prompt, a start
+ * or a connect in progress.  The sandbox ends each as if its caller had
+ * hung up (CLOSED follows, and the usual clean-up: the question
+ * withdrawn, the start cancelled).  Running calls are left alone: they are
+ * work the policy allowed.  Returns how many were shed.
+ */
+static unsigned shed_pending(struct monitor *m, const struct mon_source *top)
+{
+	unsigned n = 0;
+
+	if (!top || top->n_calls < 2 || top->n_calls * 2 <= m->n_calls)
+		return 0;
+	for (struct mon_call *c = m->calls; c; c = c->next) {
+		struct bk_ipc rec = { .type = BK_IPC_SHED, .id = c->id };
+
+		if (c->shed || c->phase == MC_RUNNING || c->phase == MC_GONE ||
+		    strcmp(c->source, top->name) != 0)
+			continue;
+		c->shed = true;
+		mon_ipc_queue(m, &rec, -1);
+		n++;
+	}
+	return n;
+}
+
 void mon_accept_pause(struct monitor *m, int err)
 {
 	const struct mon_source *top = NULL;
+	unsigned shed;
 
 	m->accept_backoff_ms = m->accept_backoff_ms ? m->accept_backoff_ms * 2 : 100;
 	if (m->accept_backoff_ms > 2000)
@@ -379,9 +408,10 @@ void mon_accept_pause(struct monitor *m, int err)
 	for (const struct mon_source *s = m->sources; s; s = s->next)
 		if (!top || s->n_calls > top->n_calls)
 			top = s;
+	shed = shed_pending(m, top);
 	bk_log("cannot accept calls: %s; pausing (retrying every <= 2 s); %u calls open, most "
-	       "from %s (%u)", strerror(err), m->n_calls, top ? top->name : "-",
-	       top ? top->n_calls : 0);
+	       "from %s (%u); %u of its calls not yet running shed", strerror(err), m->n_calls,
+	       top ? top->name : "-", top ? top->n_calls : 0, shed);
 }
 
 void mon_accept_resumed(struct monitor *m)

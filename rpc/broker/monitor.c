@@ -612,7 +612,9 @@ static void on_closed(struct monitor *m, const struct bk_ipc *rec)
 		bk_log("sandbox closed call %u twice", rec->id);
 		return;
 	}
-	if (c->phase == MC_WAIT_REQUEST)
+	if (c->shed && c->phase != MC_RUNNING)
+		; /* counted in the line of the fd episode that shed it */
+	else if (c->phase == MC_WAIT_REQUEST)
 		bk_log_source(c->source, "connection id=%u from %s closed before a valid request",
 			      c->id, c->source);
 	else if (c->phase != MC_RUNNING)

@@ -98,6 +98,7 @@ struct mon_call {
 	char rule[PATH_MAX + 16];
 	char *reason;
 	bool autostart, start_tried;
+	bool shed;                 /* ended to free fds (mon_accept_pause): no line of its own */
 	bool started;              /* the agent connection went to the sandbox */
 	struct mon_prompt *prompt; /* ASKING */
 	struct mon_start *start;   /* the start-interface request open for it */

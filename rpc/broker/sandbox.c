@@ -715,6 +715,23 @@ static void on_decision(struct sandbox *sb, const struct bk_ipc *rec, int fd)
 	call_pump(sb, call);
 }
 
+/* SHED: the monitor is out of fds and ends this call unless it is running
+ * already; the caller is told it failed (125) where its state allows, and
+ * the monitor gets CLOSED as for a hang-up. */
+static void on_shed(struct sandbox *sb, const struct bk_ipc *rec)
+{
+	struct sb_call *call = call_find(sb, rec->id);
+
+	if (!call || call->phase == SP_RUNNING || call->phase == SP_CLOSING)
+		return;
+	if (call->phase == SP_HANDSHAKE) {
+		call_end(sb, call); /* no request: nothing to answer */
+		return;
+	}
+	caller_fail(sb, call, QRPC_CALL_FAILED, QRPC_EXIT_RPC_FAILED);
+	call_pump(sb, call);
+}
+
 static void on_ipc(struct sandbox *sb, uint32_t events)
 {
 	if (events & EPOLLOUT) {
@@ -761,6 +778,11 @@ static void on_ipc(struct sandbox *sb, uint32_t events)
 			break;
 		case BK_IPC_DECISION:
 			on_decision(sb, &rec, fd);
+			break;
+		case BK_IPC_SHED:
+			if (fd >= 0)
+				close(fd);
+			on_shed(sb, &rec);
 			break;
 		default:
 			if (fd >= 0)

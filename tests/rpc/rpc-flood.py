@@ -12,8 +12,10 @@ docs/protocol.md.  MODE:
           wait MS ms (the requests reach the broker's monitor), close them
           all; until N connections were made
 Prints "sent N" when every connection has been made (connections the
-broker refused at once count too).
+broker refused at once count too); in hold and idle modes then "closed K"
+each time the broker has closed one more of them.
 """
+import selectors
 import socket
 import struct
 import sys
@@ -71,8 +73,26 @@ def main():
         else:
             held.append(s)
     print(f"sent {n}", flush=True)
-    if mode != "hangup":
-        while True:
+    if mode == "hangup":
+        return
+    # held connections: read what the broker sends, and say how many it
+    # has closed ("closed K", each time one more is)
+    sel = selectors.DefaultSelector()
+    for s in held:
+        sel.register(s, selectors.EVENT_READ)
+    closed = 0
+    while True:
+        for key, _ in sel.select():
+            try:
+                data = key.fileobj.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+                closed += 1
+                print(f"closed {closed}", flush=True)
+        if not sel.get_map():
             time.sleep(3600)
 
 

@@ -15,8 +15,10 @@
 #               prompt disconnected once 256 KiB were queued)
 #   5  log      a flood of refusals is rate-limited with a summary (before:
 #               two lines per call)
-#   2  EMFILE   a monitor at its fd limit pauses accepting, logs once, and
-#               serves again when fds are back (before: a spin, ~100k lines/s)
+#   2  EMFILE   a monitor at its fd limit pauses accepting, logs once,
+#               sheds the calls not yet running of the qube holding most
+#               calls, and serves again when fds are back (before: a spin,
+#               ~100k lines/s; no shedding)
 #   4  CTRUNC   a sandbox at its fd limit loses that one connection, not its
 #               life (before: it exited, and the broker with it)
 #   4b limit    a broker whose hard fd limit is 400 sizes its caps from it
@@ -138,8 +140,19 @@ check "400 refused calls from work wrote $nwork lines about work (<= $((windows 
 wait_for 20 "suppression summary" grep -q 'qube work: [0-9]* log lines suppressed' "$T/broker.log"
 ok "summary: $(grep -o 'qube work: [0-9]* log lines suppressed[^"]*' "$T/broker.log" | tail -1)"
 
-# ---- 2. EMFILE: the monitor pauses accepting, once per episode, no spin
+# ---- 2. EMFILE: the monitor pauses accepting, once per episode, no spin,
+# and sheds the calls not yet running of the qube that holds the most
 sleep 11 # a fresh log window for work
+# work holds 5 questions at the prompt (it answers vault's only) and 4
+# disposables being started (the starter is slow: never answered)
+ncx0=$(grep -c '^CANCELLED DISPVM' "$T/starter.log" || true)
+nask0=$(nask); nreq0=$(grep -c '^REQ DISPVM' "$T/starter.log" || true)
+flood_bg "$T/qubes/work/vsock_513" 5 hold personal test.Ask > "$T/flood2a.out"
+flood_bg "$T/qubes/work/vsock_513" 4 hold @dispvm test.Echo > "$T/flood2b.out"
+pending_held() {
+	test "$(nask)" -ge $((nask0 + 5)) -a "$(grep -c '^REQ DISPVM' "$T/starter.log")" -ge $((nreq0 + 4))
+}
+wait_for 20 "work's 5 questions and 4 starts open" pending_held
 # the limit at the lowest free fd number: the next accept4() fails
 free_fd=0
 while [ -e "/proc/$BROKER_PID/fd/$free_fd" ]; do free_fd=$((free_fd + 1)); done
@@ -149,11 +162,24 @@ flood_bg "$T/qubes/work/vsock_513" 20 idle > "$T/flood2.out"
 fpid=$!
 wait_for 20 "idle connections made" grep -q sent "$T/flood2.out"
 wait_for 20 "episode logged" grep -q 'cannot accept calls: Too many open files' "$T/broker.log"
+check "the episode's line names work and its 9 calls not yet running as shed" \
+	grep -q 'most from work (9); 9 of its calls not yet running shed' "$T/broker.log"
+wait_for 20 "work's held calls closed" bash -c "grep -qx 'closed 5' '$T/flood2a.out' && grep -qx 'closed 4' '$T/flood2b.out'"
+ok "work's 5 asking and 4 starting connections were closed by the broker"
+wait_for 20 "the shed questions withdrawn" all_cancelled
+ok "the shed questions were withdrawn at the prompt ($(nask) asked, $(ncancel) CANCEL lines)"
+cx4() { test "$(grep -c '^CANCELLED DISPVM' "$T/starter.log")" -ge $((ncx0 + 4)); }
+wait_for 20 "the shed starts cancelled" cx4
+ok "the 4 shed starts were cancelled at the start interface"
+sleep 1
+mark2=$(wc -l < "$T/broker.log")
 ticks=$(awk '{print $14 + $15}' "/proc/$BROKER_PID/stat")
 sleep 2
 ticks2=$(awk '{print $14 + $15}' "/proc/$BROKER_PID/stat")
-lines=$(lines_from "$mark" "$T/broker.log" | wc -l)
-check "at its fd limit with 20 connections pending, the monitor wrote $lines log lines (<= 5)" test "$lines" -le 5
+lines=$(lines_from "$mark2" "$T/broker.log" | wc -l)
+check "at its fd limit with 20 connections pending, the monitor wrote $lines log lines in 2 s (<= 2)" test "$lines" -le 2
+nep=$(lines_from "$mark" "$T/broker.log" | grep -c -E 'source=work .*result=abandoned|from work closed before a valid request' || true)
+check "the shed calls have no line of their own ($nep)" test "$nep" -eq 0
 check "the episode was logged once" test "$(grep -c 'cannot accept calls: Too many open files' "$T/broker.log")" -eq 1
 check "the monitor does not spin (CPU ticks in 2 s: $((ticks2 - ticks)), < 100)" test $((ticks2 - ticks)) -lt 100
 prlimit --pid "$BROKER_PID" --nofile=4096:4096
