@@ -45,6 +45,10 @@ qd_cleanup() {
   done
   pkill -f "qube-vsockd.*$T/" 2>/dev/null || true
   pkill -f "qube-broker.*$T/" 2>/dev/null || true
+  # qubed leaves the host agent and GUI bridges running for the next qubed
+  # to adopt; a test's are stopped with it
+  pkill -f "qube-host-agent.*$T/" 2>/dev/null || true
+  pkill -f "qube-gui-bridge.*$T/" 2>/dev/null || true
   libvirt_down
   if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -n "${T:-}" ] && [ -f "$T/qubed.log" ]; then
     say "--- qubed.log (last 40 lines)"; tail -n 40 "$T/qubed.log"
