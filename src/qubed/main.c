@@ -89,6 +89,16 @@ static int resolve_choices(struct qd *qd, bool have_libvirt)
 		return r;
 	}
 	snprintf(qd->vsock_reason, sizeof(qd->vsock_reason), "%s", vhost_ok ? "vhost_vsock works" : why);
+	/* auto with a compositor: windows need qube-gui-bridge, which listens
+	 * only on qube-vsockd's hybrid path; a desktop without windows is
+	 * worse than vsock in userspace (an explicit vsock = vhost keeps
+	 * vhost, and the GUI is off: gui.c says so) */
+	if (qd->cfg.vsock == QVMM_VSOCK_AUTO && qd->vsock == QVMM_VSOCK_VHOST && qd->cfg.gui_control &&
+	    qd->cfg.gui_control[0]) {
+		qd->vsock = QVMM_VSOCK_USER;
+		snprintf(qd->vsock_reason, sizeof(qd->vsock_reason),
+			 "vhost_vsock works, but gui_compositor is set and qube-gui-bridge needs qube-vsockd");
+	}
 	return 0;
 }
 

@@ -117,4 +117,25 @@ fi
 check "remove the AppVM" qd_call admin.vm.Remove "$APP"
 check "remove the template" qd_call admin.vm.Remove "$TPL"
 qd_stop
+
+# the vsock transport qubed chooses (--check prints it): a vhost-vsock
+# device that opens read-write (/dev/null stands in for it), with and
+# without a compositor; production hosts have the real one
+vsock_choice() { # CONF_LINES... -- QUBED_OPTIONS...: prints the vsock= line
+  local conf=$T/choice.conf
+  : > "$conf"
+  while [ "$1" != -- ]; do printf '%s\n' "$1" >> "$conf"; shift; done
+  shift
+  "$QD_QUBED" --config "$conf" --state-dir "$T/choice" --run-dir "$T/choice" --log-dir "$T/choice" \
+    --libvirt-uri test:///default "$@" --check | grep '^vsock='
+}
+out=$(vsock_choice "dev_vhost_vsock = /dev/null" --)
+check "auto, vhost-vsock usable, no compositor: vhost ($out)" test "$out" = "vsock=vhost (vhost_vsock works)"
+out=$(vsock_choice "dev_vhost_vsock = /dev/null" "gui_compositor = $T/none.ctl" --)
+check "auto, vhost-vsock usable, a compositor: vsockd, and why ($out)" \
+  test "$out" = "vsock=vsockd (vhost_vsock works, but gui_compositor is set and qube-gui-bridge needs qube-vsockd)"
+out=$(vsock_choice "dev_vhost_vsock = /dev/null" "gui_compositor = $T/none.ctl" -- --vsock vhost)
+check "vsock = vhost with a compositor: vhost as asked ($out)" test "$out" = "vsock=vhost (vhost_vsock works)"
+out=$(vsock_choice "dev_vhost_vsock = $T/no-such-device" --)
+check "auto, no vhost-vsock device: vsockd ($out)" bash -c "[[ \"\$1\" == 'vsock=vsockd ($T/no-such-device: No such file or directory)' ]]" _ "$out"
 qd_summary
