@@ -199,12 +199,13 @@ int main(int argc, char **argv)
 			printf("libvirt: %s: %s\n", qd.cfg.libvirt_uri, m);
 			qd.conn = NULL;
 		}
-		if (resolve_choices(&qd, qd.conn != NULL) < 0)
-			return 1;
-		printf("accel=%s (%s)\nvsock=%s (%s)\n", qvmm_accel_to_string(qd.accel), qd.accel_reason,
-		       qvmm_vsock_to_string(qd.vsock), qd.vsock_reason);
+		r = resolve_choices(&qd, qd.conn != NULL);
+		if (r == 0)
+			printf("accel=%s (%s)\nvsock=%s (%s)\n", qvmm_accel_to_string(qd.accel),
+			       qd.accel_reason, qvmm_vsock_to_string(qd.vsock), qd.vsock_reason);
 		qvmm_conn_free(qd.conn);
-		return 0;
+		qd_config_finish(&qd.cfg);
+		return r < 0 ? 1 : 0;
 	}
 
 	/* directories, database */
