@@ -24,9 +24,7 @@
 #include "qube-exec.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,57 +36,6 @@
 #define EXIT_NOT_FOUND 127
 
 static const char *prog = "qube-exec";
-
-static int read_exact(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Switches to user NAME (needs root unless NAME is us already). */
-static int become(const char *name)
-{
-	struct passwd *pw;
-
-	errno = 0;
-	pw = getpwnam(name);
-	if (!pw) {
-		fprintf(stderr, "%s: no user '%s' in this qube\n", prog, name);
-		return -ESRCH;
-	}
-	if (pw->pw_uid == geteuid())
-		return 0;
-	if (geteuid() != 0) {
-		fprintf(stderr, "%s: cannot run as '%s': the service does not run as root\n", prog,
-			name);
-		return -EPERM;
-	}
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		fprintf(stderr, "%s: cannot switch to user '%s': %s\n", prog, name, strerror(errno));
-		return -EPERM;
-	}
-	if (setenv("HOME", pw->pw_dir, 1) < 0 || setenv("USER", pw->pw_name, 1) < 0 ||
-	    setenv("LOGNAME", pw->pw_name, 1) < 0)
-		return -ENOMEM;
-	/* its home, else / (a service starts in the agent's directory) */
-	if (chdir(pw->pw_dir) < 0 && chdir("/") < 0)
-		return -errno;
-	return 0;
-}
 
 static bool is_shell_service(const char *argv0)
 {
@@ -102,10 +49,8 @@ static bool is_shell_service(const char *argv0)
 
 int main(int argc, char **argv)
 {
-	uint8_t hdr[QEXEC_HEADER_SIZE];
 	struct qexec_request req;
 	uint8_t *untrusted_body;
-	char err[160];
 	int r;
 
 	(void)argc;
@@ -124,39 +69,12 @@ int main(int argc, char **argv)
 		       "Exit status: the program's; 127 not found; 126 cannot run; 125 bad header.\n");
 		return 0;
 	}
-	r = read_exact(0, hdr, sizeof(hdr));
-	if (r < 0) {
-		fprintf(stderr, "%s: no request header on stdin (%s)\n", prog,
-			r == -EPIPE ? "end of input" : strerror(-r));
-		return EXIT_BAD_HEADER;
-	}
-	uint32_t body_len;
-	r = qexec_header_parse(hdr, sizeof(hdr), &body_len, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "%s: bad request header: %s\n", prog, err);
-		return EXIT_BAD_HEADER;
-	}
-	untrusted_body = malloc(body_len ? body_len : 1);
-	if (!untrusted_body) {
-		fprintf(stderr, "%s: out of memory\n", prog);
-		return EXIT_CANNOT_RUN;
-	}
-	r = read_exact(0, untrusted_body, body_len);
-	if (r < 0) {
-		fprintf(stderr, "%s: request cut short (%s)\n", prog,
-			r == -EPIPE ? "end of input" : strerror(-r));
-		free(untrusted_body);
-		return EXIT_BAD_HEADER;
-	}
-	r = qexec_body_parse(untrusted_body, body_len, &req, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "%s: bad request: %s\n", prog, err);
-		free(untrusted_body);
-		return EXIT_BAD_HEADER;
-	}
+	r = qexec_read_request(prog, STDIN_FILENO, &req, &untrusted_body);
+	if (r < 0)
+		return r == -ENOMEM ? EXIT_CANNOT_RUN : EXIT_BAD_HEADER;
 	/* req's strings point into the body, which is now checked */
 	int status;
-	if (req.user[0] && become(req.user) < 0) {
+	if (req.user[0] && qexec_become(prog, req.user) < 0) {
 		status = EXIT_CANNOT_RUN;
 	} else {
 		execvp(req.argv[0], req.argv);

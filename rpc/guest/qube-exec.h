@@ -43,4 +43,15 @@ int qexec_body_parse(uint8_t *body, size_t len, struct qexec_request *ret, char 
 int qexec_encode(const char *user, char *const *argv, size_t argc, uint8_t **ret_buf,
 		 size_t *ret_len);
 
+/* The service side (exec-service.c), for qube.Exec and qube.StartApp. */
+/* Reads the header and body from FD and parses them; 0 with *ret pointing
+ * into *ret_body (free both: free(ret->argv), free(*ret_body)).  Else a
+ * negative errno, the reason printed as "PROG: ..." on stderr: -ENOMEM out
+ * of memory, anything else a missing, cut or malformed request. */
+int qexec_read_request(const char *prog, int fd, struct qexec_request *ret, uint8_t **ret_body);
+/* Becomes user NAME (needs root unless NAME is us already): groups, uid,
+ * HOME/USER/LOGNAME, its home (else /) as the directory.  0, or a negative
+ * errno with the reason printed as "PROG: ...". */
+int qexec_become(const char *prog, const char *name);
+
 #endif

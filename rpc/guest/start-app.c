@@ -29,9 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -61,55 +59,15 @@ struct opts {
 	char **argv;
 };
 
-static int read_exact(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Switches to user NAME (needs root unless NAME is us already); as
- * qube-exec does for qube.Exec. */
+/* Becomes user NAME as qube-exec does for qube.Exec; the caller's runtime
+ * directory is not this user's. */
 static int become(const char *name)
 {
-	struct passwd *pw;
+	int r = qexec_become(prog, name);
 
-	errno = 0;
-	pw = getpwnam(name);
-	if (!pw) {
-		fprintf(stderr, "%s: no user '%s' in this qube\n", prog, name);
-		return -ESRCH;
-	}
-	if (pw->pw_uid == geteuid())
-		return 0;
-	if (geteuid() != 0) {
-		fprintf(stderr, "%s: cannot run as '%s': the service does not run as root\n", prog, name);
-		return -EPERM;
-	}
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		fprintf(stderr, "%s: cannot switch to user '%s': %s\n", prog, name, strerror(errno));
-		return -EPERM;
-	}
-	if (setenv("HOME", pw->pw_dir, 1) < 0 || setenv("USER", pw->pw_name, 1) < 0 ||
-	    setenv("LOGNAME", pw->pw_name, 1) < 0)
-		return -ENOMEM;
-	if (chdir(pw->pw_dir) < 0)
-		(void)chdir("/");
-	/* the caller's runtime directory is not this user's */
-	unsetenv("XDG_RUNTIME_DIR");
-	return 0;
+	if (r == 0)
+		unsetenv("XDG_RUNTIME_DIR");
+	return r;
 }
 
 static bool is_service(const char *argv0)
@@ -120,45 +78,6 @@ static bool is_service(const char *argv0)
 	base = base ? base + 1 : argv0;
 	n = strlen(base);
 	return n >= 8 && strcmp(base + n - 8, "StartApp") == 0;
-}
-
-/* qube.StartApp: the user and argv from the header at the start of stdin.
- * *ret_body holds the strings *ret points into. */
-static int read_request(struct qexec_request *ret, uint8_t **ret_body)
-{
-	uint8_t hdr[QEXEC_HEADER_SIZE], *untrusted_body;
-	uint32_t body_len;
-	char err[160];
-	int r;
-
-	r = read_exact(0, hdr, sizeof(hdr));
-	if (r < 0) {
-		fprintf(stderr, "%s: no request header on stdin (%s)\n", prog,
-			r == -EPIPE ? "end of input" : strerror(-r));
-		return r;
-	}
-	r = qexec_header_parse(hdr, sizeof(hdr), &body_len, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "%s: bad request header: %s\n", prog, err);
-		return r;
-	}
-	untrusted_body = malloc(body_len);
-	if (!untrusted_body)
-		return -ENOMEM;
-	r = read_exact(0, untrusted_body, body_len);
-	if (r < 0) {
-		fprintf(stderr, "%s: request cut short (%s)\n", prog, r == -EPIPE ? "end of input" : strerror(-r));
-		free(untrusted_body);
-		return r;
-	}
-	r = qexec_body_parse(untrusted_body, body_len, ret, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "%s: bad request: %s\n", prog, err);
-		free(untrusted_body);
-		return r;
-	}
-	*ret_body = untrusted_body; /* checked: its strings are the request */
-	return 0;
 }
 
 static void usage(FILE *f)
@@ -537,7 +456,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: qube.StartApp takes no argument ('%s')\n", prog, argv[1]);
 			return EXIT_BAD_HEADER;
 		}
-		if (read_request(&req, &body) < 0)
+		if (qexec_read_request(prog, STDIN_FILENO, &req, &body) < 0)
 			return EXIT_BAD_HEADER;
 		if (req.user[0] && become(req.user) < 0) {
 			free(req.argv);
