@@ -124,29 +124,7 @@ static int mkdir_if_missing(const char *path, mode_t mode)
 
 static void send_reply(int status, const struct qfc_unpack_result *res, const char *msg)
 {
-	struct qfc_reply rep = {
-		.status = (uint32_t)(status < 0 ? -status : status),
-		.entries = res ? res->entries : 0,
-		.data_bytes = res ? res->data_bytes : 0,
-		.crc = res ? res->crc : 0,
-	};
-	size_t ml = msg ? strlen(msg) : 0;
-	if (ml > QFC_REPLY_MAX_MSG)
-		ml = QFC_REPLY_MAX_MSG;
-	rep.msg_len = (uint32_t)ml;
-	uint8_t buf[QFC_REPLY_HEADER_SIZE + QFC_REPLY_MAX_MSG];
-	qfc_reply_encode(&rep, buf);
-	if (ml)
-		memcpy(buf + QFC_REPLY_HEADER_SIZE, msg, ml);
-	size_t n = QFC_REPLY_HEADER_SIZE + ml, off = 0;
-	while (off < n) {
-		ssize_t w = write(STDOUT_FILENO, buf + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return; /* the sender went away: nothing to tell */
-		off += (size_t)w;
-	}
+	qfc_reply_write(STDOUT_FILENO, status, res, msg);
 }
 
 static int refuse_early(const char *msg)

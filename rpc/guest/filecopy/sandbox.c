@@ -300,9 +300,7 @@ static void write_record(int fd, const uint8_t *buf, size_t n)
 	}
 }
 
-/* The reply record to reply_fd (when given) and the result pipe. */
-static void child_reply(int reply_fd, int result_fd, int status,
-			const struct qfc_unpack_result *res, const char *msg)
+void qfc_reply_write(int fd, int status, const struct qfc_unpack_result *res, const char *msg)
 {
 	struct qfc_reply rep = {
 		.status = (uint32_t)(status < 0 ? -status : status),
@@ -310,17 +308,25 @@ static void child_reply(int reply_fd, int result_fd, int status,
 		.data_bytes = res ? res->data_bytes : 0,
 		.crc = res ? res->crc : 0,
 	};
+	uint8_t buf[QFC_REPLY_HEADER_SIZE + QFC_REPLY_MAX_MSG];
 	size_t ml = msg ? strlen(msg) : 0;
+
 	if (ml > QFC_REPLY_MAX_MSG)
 		ml = QFC_REPLY_MAX_MSG;
 	rep.msg_len = (uint32_t)ml;
-	uint8_t buf[QFC_REPLY_HEADER_SIZE + QFC_REPLY_MAX_MSG];
 	qfc_reply_encode(&rep, buf);
 	if (ml)
 		memcpy(buf + QFC_REPLY_HEADER_SIZE, msg, ml);
+	write_record(fd, buf, QFC_REPLY_HEADER_SIZE + ml);
+}
+
+/* The reply record to reply_fd (when given) and the result pipe. */
+static void child_reply(int reply_fd, int result_fd, int status,
+			const struct qfc_unpack_result *res, const char *msg)
+{
 	if (reply_fd >= 0)
-		write_record(reply_fd, buf, QFC_REPLY_HEADER_SIZE + ml);
-	write_record(result_fd, buf, QFC_REPLY_HEADER_SIZE + ml);
+		qfc_reply_write(reply_fd, status, res, msg);
+	qfc_reply_write(result_fd, status, res, msg);
 }
 
 struct progress {

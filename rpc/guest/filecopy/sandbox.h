@@ -72,4 +72,13 @@ int qfc_unpack_child_start(int stream_fd, int reply_fd, int dir_fd, const struct
 int qfc_unpack_child_finish(struct qfc_unpack_child *c, struct qfc_reply *ret_rep, char *msg,
 			    size_t msglen);
 
+struct qfc_unpack_result;
+/*
+ * Writes the receiver's reply record to fd: STATUS (an errno, either sign;
+ * 0 success), what RES says was stored (NULL: nothing), MSG (NULL or
+ * text, cut at QFC_REPLY_MAX_MSG).  A reader that went away is not an
+ * error: there is nobody left to tell.
+ */
+void qfc_reply_write(int fd, int status, const struct qfc_unpack_result *res, const char *msg);
+
 #endif
