@@ -435,3 +435,34 @@ int qc_admin_open_events(const char *socket, int *ret_fd)
 	*ret_fd = fd;
 	return 0;
 }
+
+static void progress_tick(void *userdata, unsigned ms)
+{
+	static const char spin[] = "|/-\\";
+	struct qc_progress *p = userdata;
+
+	if (ms < 1000)
+		return;
+	fprintf(stderr, "\r%c %s %s... %us", spin[(ms / 100) % 4], p->verb, p->name, ms / 1000);
+	fflush(stderr);
+	p->shown = true;
+}
+
+void qc_progress_attach(struct qc_call *c, struct qc_progress *p, const char *verb,
+			const char *name)
+{
+	*p = (struct qc_progress){ .verb = verb, .name = name };
+	if (verb && isatty(STDERR_FILENO)) {
+		c->tick = progress_tick;
+		c->tick_userdata = p;
+	}
+}
+
+void qc_progress_end(struct qc_progress *p)
+{
+	if (!p->shown)
+		return;
+	fprintf(stderr, "\r\033[K");
+	fflush(stderr);
+	p->shown = false;
+}

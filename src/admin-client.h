@@ -79,6 +79,19 @@ struct qc_call {
 	void *tick_userdata;
 };
 
+/* Progress of a call that may take long (start, shutdown, import): when
+ * stderr is a terminal and VERB is not NULL, "| VERB NAME... Ns" is shown
+ * there, with a spinner, from the first second of the wait on; after the
+ * call qc_progress_end clears the line.  P must outlive the call. */
+struct qc_progress {
+	const char *verb;
+	const char *name;
+	bool shown;
+};
+void qc_progress_attach(struct qc_call *c, struct qc_progress *p, const char *verb,
+			const char *name);
+void qc_progress_end(struct qc_progress *p);
+
 /* Initialises c with no payload, no timeout and no tick. */
 void qc_call_init(struct qc_call *c, const char *socket, const char *method, const char *arg,
 		  const char *dest);

@@ -207,29 +207,10 @@ int qc_cmd_clone(const struct qc_command *cmd, int argc, char **argv)
 
 /* ---- start, kill, pause, unpause ---- */
 
-struct progress {
-	const char *verb;
-	const char *name;
-	bool shown;
-};
-
-static void progress_tick(void *userdata, unsigned ms)
-{
-	static const char spin[] = "|/-\\";
-	struct progress *p = userdata;
-
-	if (ms < 1000)
-		return;
-	fprintf(stderr, "\r%c %s %s... %us", spin[(ms / 100) % 4], p->verb, p->name, ms / 1000);
-	fflush(stderr);
-	p->shown = true;
-}
-
 static int for_each_name(const struct qc_command *cmd, int argc, char **argv, const char *method,
 			 const char *verb)
 {
 	struct names ns = { .n = 0 };
-	bool tty = isatty(STDERR_FILENO);
 	struct qc_args a;
 	const char *v;
 	int r, ret = QC_EXIT_OK;
@@ -244,19 +225,13 @@ static int for_each_name(const struct qc_command *cmd, int argc, char **argv, co
 	if (ns.n == 0)
 		return qc_usage_error(cmd, "expected at least one qube NAME");
 	for (int i = 0; i < ns.n; i++) {
-		struct progress p = { verb, ns.v[i], false };
+		struct qc_progress p;
 		struct qc_call c;
 
 		qc_call_init(&c, qc_socket(), method, NULL, ns.v[i]);
-		if (tty && verb) {
-			c.tick = progress_tick;
-			c.tick_userdata = &p;
-		}
+		qc_progress_attach(&c, &p, verb, ns.v[i]);
 		r = qc_run(ns.v[i], &c, NULL);
-		if (p.shown) {
-			fprintf(stderr, "\r\033[K");
-			fflush(stderr);
-		}
+		qc_progress_end(&p);
 		if (r == QC_EXIT_NO_DAEMON)
 			return r;
 		ret = worse(ret, r);
@@ -332,7 +307,7 @@ int qc_cmd_shutdown(const struct qc_command *cmd, int argc, char **argv)
 	};
 	struct names ns = { .n = 0 };
 	struct qc_reply list = { 0 };
-	bool wait = false, all = false, force = false, tty = isatty(STDERR_FILENO);
+	bool wait = false, all = false, force = false;
 	long timeout = -1;
 	struct qc_args a;
 	const char *v;
@@ -379,22 +354,16 @@ int qc_cmd_shutdown(const struct qc_command *cmd, int argc, char **argv)
 	ret = QC_EXIT_OK;
 	for (int i = 0; i < ns.n; i++) {
 		const char *arg = force ? (wait ? "force+wait" : "force") : (wait ? "wait" : "");
-		struct progress p = { "shutting down", ns.v[i], false };
+		struct qc_progress p;
 		struct qc_reply reply;
 		struct qc_call c;
 
 		qc_call_init(&c, qc_socket(), "admin.vm.Shutdown", arg, ns.v[i]);
 		if (timeout > 0)
 			c.timeout_ms = (int)(timeout * 1000);
-		if (tty && wait) {
-			c.tick = progress_tick;
-			c.tick_userdata = &p;
-		}
+		qc_progress_attach(&c, &p, wait ? "shutting down" : NULL, ns.v[i]);
 		r = qc_admin_call(&c, &reply);
-		if (p.shown) {
-			fprintf(stderr, "\r\033[K");
-			fflush(stderr);
-		}
+		qc_progress_end(&p);
 		if (r == -ETIMEDOUT) {
 			fprintf(stderr, "qubectl: %s: not halted after %ld s: killing it\n", ns.v[i],
 				timeout);

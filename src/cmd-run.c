@@ -47,27 +47,11 @@ int qc_host_call_dir(const char *opt, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-struct start_progress {
-	const char *name;
-	bool shown;
-};
-
-static void start_tick(void *userdata, unsigned elapsed_ms)
-{
-	struct start_progress *p = userdata;
-
-	if (elapsed_ms < 1000)
-		return;
-	fprintf(stderr, "\rqubectl: starting %s ... %u s", p->name, elapsed_ms / 1000);
-	fflush(stderr);
-	p->shown = true;
-}
-
 /* Starts NAME unless it runs already.  QC_EXIT_OK, or a run exit code
  * (also qubectl copy-to/-from). */
 int qc_ensure_running(const char *name, bool autostart)
 {
-	struct start_progress p = { name, false };
+	struct qc_progress p;
 	struct qc_reply reply;
 	struct qc_call c;
 	char state[32] = "";
@@ -96,15 +80,9 @@ int qc_ensure_running(const char *name, bool autostart)
 		return RUN_EXIT_FAILED;
 	}
 	qc_call_init(&c, qc_socket(), "admin.vm.Start", NULL, name);
-	if (isatty(STDERR_FILENO)) {
-		c.tick = start_tick;
-		c.tick_userdata = &p;
-	}
+	qc_progress_attach(&c, &p, "starting", name);
 	r = qc_admin_call(&c, &reply);
-	if (p.shown) {
-		fprintf(stderr, "\r\033[K");
-		fflush(stderr);
-	}
+	qc_progress_end(&p);
 	if (r < 0) {
 		qc_transport_error(r);
 		return RUN_EXIT_FAILED;

@@ -142,40 +142,18 @@ static int check_no_qube_runs_on(const char *tpl)
 	return ret;
 }
 
-struct shutdown_progress {
-	const char *name;
-	bool shown;
-};
-
-static void shutdown_tick(void *userdata, unsigned elapsed_ms)
-{
-	struct shutdown_progress *p = userdata;
-
-	if (elapsed_ms < 1000)
-		return;
-	fprintf(stderr, "\rqubectl: shutting down %s ... %u s", p->name, elapsed_ms / 1000);
-	fflush(stderr);
-	p->shown = true;
-}
-
 /* admin.vm.Shutdown+wait: QC_EXIT_OK or QC_EXIT_FAILURE (message printed) */
 static int shutdown_wait(const char *name)
 {
-	struct shutdown_progress p = { name, false };
+	struct qc_progress p;
 	struct qc_reply reply;
 	struct qc_call c;
 	int r;
 
 	qc_call_init(&c, qc_socket(), "admin.vm.Shutdown", "wait", name);
-	if (isatty(STDERR_FILENO)) {
-		c.tick = shutdown_tick;
-		c.tick_userdata = &p;
-	}
+	qc_progress_attach(&c, &p, "shutting down", name);
 	r = qc_admin_call(&c, &reply);
-	if (p.shown) {
-		fprintf(stderr, "\r\033[K");
-		fflush(stderr);
-	}
+	qc_progress_end(&p);
 	if (r < 0) {
 		qc_transport_error(r);
 		return QC_EXIT_FAILURE;

@@ -219,24 +219,6 @@ int qc_cmd_volume_revert(const struct qc_command *cmd, int argc, char **argv)
 
 /* ---- template import ---- */
 
-struct import_progress {
-	const char *part;
-	const char *name;
-	bool shown;
-};
-
-static void import_tick(void *userdata, unsigned ms)
-{
-	struct import_progress *p = userdata;
-
-	if (ms < 1000)
-		return;
-	fprintf(stderr, "\r%c importing %s of %s... %us", "|/-\\"[(ms / 100) % 4], p->part, p->name,
-		ms / 1000);
-	fflush(stderr);
-	p->shown = true;
-}
-
 int qc_cmd_template_import(const struct qc_command *cmd, int argc, char **argv)
 {
 	enum { O_KERNEL = 1, O_INITRD, O_ROOT, O_LABEL };
@@ -306,22 +288,18 @@ int qc_cmd_template_import(const struct qc_command *cmd, int argc, char **argv)
 	if (ret != QC_EXIT_OK)
 		goto out_close;
 	for (int i = 0; i < 3; i++) {
-		struct import_progress p = { parts[i], name, false };
+		struct qc_progress p;
 		struct qc_call c;
+		char verb[32];
 
 		if (fds[i] < 0)
 			continue;
 		qc_call_init(&c, qc_socket(), "qube.template.Import", parts[i], name);
 		c.payload_fd = fds[i];
-		if (isatty(STDERR_FILENO)) {
-			c.tick = import_tick;
-			c.tick_userdata = &p;
-		}
+		snprintf(verb, sizeof(verb), "importing %s of", parts[i]);
+		qc_progress_attach(&c, &p, verb, name);
 		ret = qc_run(name, &c, NULL);
-		if (p.shown) {
-			fprintf(stderr, "\r\033[K");
-			fflush(stderr);
-		}
+		qc_progress_end(&p);
 		if (ret != QC_EXIT_OK) {
 			fprintf(stderr, "qubectl: %s: importing %s %s failed: removing the new template "
 					"again\n", name, part_opts[i], files[i]);
